@@ -1,0 +1,1 @@
+"""The ``persona-lab`` command line."""

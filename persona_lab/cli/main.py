@@ -1,0 +1,78 @@
+"""``persona-lab``: one command, with subcommands each defined in its own module of this package.
+
+A subcommand module defines ``add_parser(subparsers) -> argparse.ArgumentParser`` and sets the
+parser's ``func`` default to a handler ``(args) -> int``. User errors (:class:`PersonaLabError`)
+print a short message and exit 2 (3 for a backend that kept failing), without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from persona_lab import __version__
+from persona_lab.core.errors import PersonaLabError
+
+# Subcommand modules, in the order --help lists them. Add yours here.
+COMMAND_MODULES = [
+    "persona_lab.cli.ls",
+    "persona_lab.cli.chat",
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for unknown subcommands and choices."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if "invalid choice:" in message:
+            bad = message.split("invalid choice:", 1)[1].split("(", 1)[0].strip().strip("'\"")
+            choices = []
+            for action in self._actions:
+                if isinstance(action, argparse._SubParsersAction) or action.choices:
+                    choices.extend(list(action.choices or []))
+            close = difflib.get_close_matches(bad, [str(c) for c in choices], n=1, cutoff=0.5)
+            if close:
+                message = f"{message}; did you mean {close[0]!r}?"
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="persona-lab",
+        description="persona-lab: simulated users, personalization agents and evaluations.",
+    )
+    parser.add_argument("--version", action="version", version=f"persona-lab {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except PersonaLabError as exc:
+        print(f"persona-lab {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Atomic file IO: results are never half-written, appended lines are never torn."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from persona_lab.core.errors import DataError
+
+_append_lock = threading.Lock()
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (atomic on POSIX)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=str) + "\n")
+
+
+def append_jsonl(path: str | os.PathLike[str], record: Any) -> None:
+    """Append one JSON line with a single ``write`` + fsync, so a kill leaves whole lines only
+    (a torn last line, at worst, which :func:`read_jsonl` drops)."""
+    line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _append_lock:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def read_jsonl(path: str | os.PathLike[str], *, strict: bool = False) -> Iterator[dict[str, Any]]:
+    """Yield the records of a JSONL file.
+
+    A torn *last* line (a writer killed mid-append) is skipped, unless ``strict``; a bad line
+    anywhere else is a :class:`DataError` naming the line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    with path.open("r", encoding="utf-8") as fh:
+        lines = fh.readlines()
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError as exc:
+            if i == len(lines) and not line.endswith("\n") and not strict:
+                return
+            raise DataError(f"invalid JSON ({exc.msg})", path=str(path), row=i) from None
+
+
+def repair_jsonl(path: str | os.PathLike[str]) -> int:
+    """Truncate a torn last line (left by a killed writer) so appends start on a clean line.
+
+    Returns the number of bytes removed.
+    """
+    path = Path(path)
+    if not path.exists():
+        return 0
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return 0
+    cut = data.rfind(b"\n") + 1
+    with path.open("r+b") as fh:
+        fh.truncate(cut)
+    return len(data) - cut

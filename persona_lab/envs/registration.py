@@ -1,0 +1,17 @@
+"""Every persona-lab environment in one registration block (string entry points: nothing heavy is
+imported until ``gymnasium.make``). Bump ``-vN`` when reward, prompts, persona sampling or stop logic change."""
+
+from __future__ import annotations
+
+import gymnasium
+
+# id -> entry point. Variants are ``make`` kwargs, not new ids.
+_ENTRY_POINTS: dict[str, str] = {}
+
+ENV_IDS: tuple[str, ...] = tuple(_ENTRY_POINTS)
+
+
+def register_envs() -> None:
+    for env_id, entry_point in _ENTRY_POINTS.items():
+        if env_id not in gymnasium.registry:
+            gymnasium.register(id=env_id, entry_point=entry_point)

@@ -1,0 +1,235 @@
+"""A persistent response cache shared by every backend.
+
+SQLite in WAL mode: safe for several threads (one lock around one connection) and several
+processes (SQLite's own file locking, with a busy timeout). The key is a stable hash of backend
+spec, messages and generation parameters (seed included), so a rerun of identical requests makes
+no backend calls at all. A corrupt file is moved aside with a warning and a fresh one started.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from persona_lab.core.seeding import stable_hash
+from persona_lab.models.base import ChatModel, ChatRequest, Completion, Usage, UsageMeter
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "PERSONA_LAB_CACHE_DIR"
+CACHE_FILE = "responses.sqlite"
+SCHEMA_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """``$PERSONA_LAB_CACHE_DIR`` when set, else ``~/.cache/persona-lab``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "persona-lab"
+
+
+def request_key(spec: str, request: ChatRequest) -> str:
+    """The cache key of ``request`` sent to the backend named by ``spec``."""
+    return stable_hash({"v": SCHEMA_VERSION, "spec": spec, **request.key_payload()})
+
+
+class ResponseCache:
+    """Key -> completion store in one SQLite file.
+
+    Args:
+        path: the SQLite file, or a folder that will hold ``responses.sqlite``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        path = Path(path) if path is not None else default_cache_dir()
+        if path.suffix != ".sqlite":
+            path = path / CACHE_FILE
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self.hits = 0
+        self.misses = 0
+
+    # Opening is lazy so that constructing a cache never touches the disk.
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._conn = self._open()
+            except sqlite3.DatabaseError as exc:
+                aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+                log.warning(
+                    "response cache %s is unreadable (%s); moved it to %s and started a fresh one",
+                    self.path,
+                    exc,
+                    aside,
+                )
+                os.replace(self.path, aside)
+                for suffix in ("-wal", "-shm"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+                self._conn = self._open()
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS responses ("
+                " key TEXT PRIMARY KEY, spec TEXT NOT NULL, text TEXT NOT NULL,"
+                " prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,"
+                " finish_reason TEXT NOT NULL, created REAL NOT NULL)"
+            )
+            row = conn.execute("PRAGMA quick_check").fetchone()
+            if row is None or row[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {row}")
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return conn
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:
+        if not keys:
+            return {}
+        found: dict[str, Completion] = {}
+        with self._lock:
+            conn = self._connection()
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    "SELECT key, text, prompt_tokens, completion_tokens, finish_reason"
+                    f" FROM responses WHERE key IN ({marks})",
+                    chunk,
+                ).fetchall()
+                for key, text, pt, ct, fr in rows:
+                    found[key] = Completion(text, Usage(pt, ct, 0.0, cache_hit=True), fr)
+            self.hits += len(found)
+            self.misses += len(keys) - len(found)
+        return found
+
+    def put_many(self, spec: str, items: Sequence[tuple[str, Completion]]) -> None:
+        if not items:
+            return
+        now = time.time()
+        rows = [
+            (k, spec, c.text, c.usage.prompt_tokens, c.usage.completion_tokens, c.finish_reason, now)
+            for k, c in items
+        ]
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?)", rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._connection().execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"])  # type: ignore[misc]
+
+
+class CachedChatModel:
+    """Wraps a backend with the response cache (optional) and a usage meter.
+
+    This is the object the rest of persona-lab talks to: it answers repeated requests from the
+    cache, sends only the misses to the backend in one batch, and records usage.
+    """
+
+    def __init__(
+        self, backend: ChatModel, cache: ResponseCache | None = None, meter: UsageMeter | None = None
+    ) -> None:
+        self.backend = backend
+        self.cache = cache
+        self.meter = meter if meter is not None else UsageMeter()
+
+    @property
+    def spec(self) -> str:
+        return self.backend.spec
+
+    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        requests = list(requests)
+        if self.cache is None:
+            out = self._call_backend(requests)
+        else:
+            keys = [request_key(self.spec, r) for r in requests]
+            found = self.cache.get_many(keys)
+            # identical requests inside one batch are sent once
+            todo: dict[str, ChatRequest] = {}
+            for k, r in zip(keys, requests):
+                if k not in found and k not in todo:
+                    todo[k] = r
+            fresh = self._call_backend(list(todo.values())) if todo else []
+            self.cache.put_many(self.spec, list(zip(todo.keys(), fresh)))
+            new = dict(zip(todo.keys(), fresh))
+            out = []
+            sent: set[str] = set()
+            for k in keys:
+                if k in new and k not in sent:
+                    out.append(new[k])
+                    sent.add(k)
+                elif k in new:
+                    c = new[k]
+                    out.append(Completion(c.text, Usage(c.usage.prompt_tokens, c.usage.completion_tokens, 0.0, True), c.finish_reason))
+                else:
+                    out.append(found[k])
+        for c in out:
+            self.meter.record(c.usage)
+        return out
+
+    def _call_backend(self, requests: list[ChatRequest]) -> list[Completion]:
+        try:
+            out = self.backend.generate(requests)
+        except Exception:
+            self.meter.record_error()
+            raise
+        if len(out) != len(requests):
+            raise RuntimeError(
+                f"backend {self.spec} returned {len(out)} completions for {len(requests)} requests"
+            )
+        return out
+
+    # Optional capabilities of the backend, exposed explicitly rather than by forwarding.
+    @property
+    def context_window(self) -> int | None:
+        return getattr(self.backend, "context_window", None)
+
+    def count_tokens(self, messages: Sequence[Any]) -> int:
+        counter = getattr(self.backend, "count_tokens", None)
+        if counter is None:
+            from persona_lab.models.tokens import approx_token_count
+
+            return approx_token_count(messages)
+        return counter(messages)
+
+    def score(self, requests: Sequence[Any]) -> list[float]:
+        scorer = getattr(self.backend, "score", None)
+        if scorer is None:
+            from persona_lab.core.errors import BackendUnavailableError
+
+            raise BackendUnavailableError(
+                f"backend {self.spec} cannot score text (no token log-probabilities)",
+                hint="use a local transformers backend, e.g. `hf:smollm2-135m`, as the scorer",
+            )
+        return scorer(requests)
