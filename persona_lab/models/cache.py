@@ -150,6 +150,10 @@ class ResponseCache:
         self.__init__(state["path"])  # type: ignore[misc]
 
 
+def _as_hit(c: Completion) -> Completion:
+    return Completion(c.text, Usage(c.usage.prompt_tokens, c.usage.completion_tokens, 0.0, True), c.finish_reason)
+
+
 class CachedChatModel:
     """Wraps a backend with the response cache (optional) and a usage meter.
 
@@ -184,16 +188,12 @@ class CachedChatModel:
             self.cache.put_many(self.spec, list(zip(todo.keys(), fresh)))
             new = dict(zip(todo.keys(), fresh))
             out = []
-            sent: set[str] = set()
             for k in keys:
-                if k in new and k not in sent:
-                    out.append(new[k])
-                    sent.add(k)
-                elif k in new:
-                    c = new[k]
-                    out.append(Completion(c.text, Usage(c.usage.prompt_tokens, c.usage.completion_tokens, 0.0, True), c.finish_reason))
-                else:
+                if k in found:
                     out.append(found[k])
+                elif k in new:
+                    out.append(new.pop(k))  # the first of identical requests carries the backend usage
+                    found[k] = _as_hit(out[-1])  # later duplicates in this batch count as hits
         for c in out:
             self.meter.record(c.usage)
         return out
