@@ -1,1 +1,7 @@
-"""agents"""
+"""Agents behind the :class:`Agent` protocol, registered by name in :data:`AGENTS`."""
+
+from persona_lab.agents import baselines as _baselines  # noqa: F401  (registers agents)
+from persona_lab.agents import learners as _learners  # noqa: F401
+from persona_lab.agents.base import AGENTS, Agent, Transition, TruthAware
+
+__all__ = ["AGENTS", "Agent", "Transition", "TruthAware"]

@@ -20,6 +20,9 @@ from persona_lab.core.errors import PersonaLabError
 # Subcommand modules, in the order --help lists them. Add yours here.
 COMMAND_MODULES = [
     "persona_lab.cli.ls",
+    "persona_lab.cli.run",
+    "persona_lab.cli.check",
+    "persona_lab.cli.bench",
     "persona_lab.cli.chat",
 ]
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import gymnasium
 
 # id -> entry point. Variants are ``make`` kwargs, not new ids.
-_ENTRY_POINTS: dict[str, str] = {}
+_ENTRY_POINTS: dict[str, str] = {
+    "persona_lab/EditSummarization-v0": "persona_lab.envs.edit_env:EditSummarizationEnv",
+    "persona_lab/EditEmail-v0": "persona_lab.envs.edit_env:EditEmailEnv",
+}
 
 ENV_IDS: tuple[str, ...] = tuple(_ENTRY_POINTS)
 

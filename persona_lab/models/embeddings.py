@@ -10,7 +10,9 @@ import json
 import re
 import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -47,9 +49,12 @@ class SentenceTransformerEncoder:
         self.batch_size = batch_size
         self._model: Any = None
         self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
+        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.memo_size = 4096
 
     def _load(self) -> Any:
-        with self._lock:
+        with self._load_lock:
             if self._model is None:
                 from sentence_transformers import SentenceTransformer
 
@@ -58,12 +63,26 @@ class SentenceTransformerEncoder:
         return self._model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of ``texts``; repeated texts (documents recur across rounds) come from a memo."""
         model = self._model or self._load()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vecs = model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                            normalize_embeddings=True, show_progress_bar=False)
-        return _normalize(vecs)
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if missing:
+            vecs = _normalize(model.encode(missing, batch_size=self.batch_size, convert_to_numpy=True,
+                                           normalize_embeddings=True, show_progress_bar=False))
+            with self._lock:
+                for t, v in zip(missing, vecs):
+                    self._memo[t] = v
+                while len(self._memo) > self.memo_size:
+                    self._memo.popitem(last=False)
+        with self._lock:
+            return np.stack([self._memo[t] if t in self._memo else self._encode_one(model, t) for t in texts])
+
+    def _encode_one(self, model: Any, text: str) -> np.ndarray:
+        vec = model.encode([text], convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+        return _normalize(vec)[0]
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path, "name": self.name, "dim": self.dim, "batch_size": self.batch_size}
@@ -117,6 +136,12 @@ class TfidfEncoder:
         self._df, self._n_docs = state["df"], state["n"]
 
 
+@lru_cache(maxsize=8)
+def _shared_encoder(path: str, name: str) -> SentenceTransformerEncoder:
+    """One loaded model per folder and process: agents in concurrent episodes share it (it is stateless)."""
+    return SentenceTransformerEncoder(path, name=name)
+
+
 def open_encoder(name: str = "minilm") -> Encoder:
     """``minilm`` (the packaged all-MiniLM-L6-v2), ``tfidf``, or a local sentence-transformers folder."""
     if name == "tfidf":
@@ -124,9 +149,9 @@ def open_encoder(name: str = "minilm") -> Encoder:
     if name in ("minilm", "all-MiniLM-L6-v2"):
         from persona_lab.models.packaged import encoder_path
 
-        return SentenceTransformerEncoder(encoder_path("minilm"), name="minilm")
+        return _shared_encoder(encoder_path("minilm"), "minilm")
     if Path(name).is_dir():
-        return SentenceTransformerEncoder(name)
+        return _shared_encoder(name, name)
     raise ConfigError(
         f"unknown encoder {name!r}",
         hint="use `minilm` (packaged all-MiniLM-L6-v2), `tfidf`, or a local sentence-transformers folder",

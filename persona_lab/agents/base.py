@@ -1,0 +1,47 @@
+"""The Agent seam: ``act(observation) -> action`` and ``update(transition)``.
+
+Agents see observations and *public* feedback only (the edited text, acceptance, cost). Memory is
+explicit state that ``save``/``load`` round-trip. The one documented exception to "no ground truth"
+is the oracle: the runner hands it the true preference through :class:`TruthAware`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from persona_lab.core.registry import Registry
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What an agent learns from one round: its observation and action, and the user's public reaction."""
+
+    observation: dict[str, Any]
+    action: str
+    reward: float
+    feedback: dict[str, Any] = field(default_factory=dict)  # e.g. edited_text, accepted, cost
+
+
+@runtime_checkable
+class Agent(Protocol):
+    name: str
+
+    def act(self, observation: dict[str, Any]) -> str: ...
+
+    def update(self, transition: Transition) -> None: ...
+
+    def save(self, folder: str | Path) -> None: ...
+
+    def load(self, folder: str | Path) -> None: ...
+
+
+@runtime_checkable
+class TruthAware(Protocol):
+    """Agents that the runner may tell the true latent preference (the oracle only)."""
+
+    def reveal(self, truth: dict[str, Any]) -> None: ...
+
+
+AGENTS: Registry[Agent] = Registry("agent", "persona-lab ls agents")

@@ -1,0 +1,67 @@
+"""``persona-lab bench prelude``: the PRELUDE table (agents × tasks × seeds) in one command."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from persona_lab.cli.common import add_cache_args
+
+QUICK_ROUNDS = 40
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("bench", help="benchmarks: `bench prelude` compares every PRELUDE agent")
+    bsub = p.add_subparsers(dest="bench", metavar="<benchmark>", required=True)
+    q = bsub.add_parser("prelude", help="every agent × both edit tasks × seeds, with 95%% CIs, a table and plots")
+    q.add_argument("--out", default="results/prelude", help="results folder (default results/prelude)")
+    q.add_argument("--backend", default="scripted", help="model backend (default: scripted)")
+    q.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
+    q.add_argument("--rounds", type=int, default=200, help="rounds per run (default 200)")
+    q.add_argument("--tasks", nargs="+", default=["summarization", "email"], choices=["summarization", "email"])
+    q.add_argument("--agents", nargs="+", default=None,
+                   help="subset of rows: no-learning oracle explore-exploit continual icl-edit-5 cipher-1 cipher-5")
+    q.add_argument("--encoder", default="minilm", help="retrieval encoder of CIPHER and ICL-edit: minilm or tfidf")
+    q.add_argument("--population", default="prelude", help="prelude, verifiable, or a persona file")
+    q.add_argument("--effort", type=int, default=None, help="scripted user: violated preferences fixed per round")
+    q.add_argument("--noise", type=float, default=0.0, help="scripted user: incidental edit probability")
+    q.add_argument("--concurrency", type=int, default=2, help="runs in parallel (default 2)")
+    q.add_argument("--quick", action="store_true", help=f"a reduced run: {QUICK_ROUNDS} rounds (under a minute)")
+    add_cache_args(q)
+    q.set_defaults(func=run_prelude)
+    return p
+
+
+def run_prelude(args: argparse.Namespace) -> int:
+    from persona_lab.core.errors import ConfigError
+    from persona_lab.eval.bench import BenchConfig, default_agents, run_bench
+
+    variants = default_agents(args.encoder)
+    if args.agents:
+        known = {v.label: v for v in variants}
+        unknown = [a for a in args.agents if a not in known]
+        if unknown:
+            raise ConfigError(f"unknown bench agents {unknown}", hint=f"choose from {list(known)}")
+        variants = [known[a] for a in args.agents]
+    env_kwargs: dict[str, object] = {}
+    if args.effort is not None:
+        env_kwargs["effort"] = args.effort
+    if args.noise:
+        env_kwargs["noise"] = args.noise
+    rounds = QUICK_ROUNDS if args.quick else args.rounds
+    cfg = BenchConfig(out=args.out, tasks=tuple(args.tasks), agents=tuple(variants), seeds=tuple(args.seeds),
+                      rounds=rounds, backend=args.backend, population=args.population, env_kwargs=env_kwargs)
+    total = len(cfg.tasks) * len(cfg.agents) * len(cfg.seeds) * rounds
+    with Progress(TextColumn("[bold]bench prelude"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as progress:
+        bar = progress.add_task("rounds", total=total)
+        run_bench(cfg, concurrency=args.concurrency, cache=not args.no_cache, cache_dir=args.cache_dir,
+                  on_round=lambda: progress.advance(bar))
+    console = Console()
+    console.print(Markdown((Path(args.out) / "results.md").read_text()))
+    console.print(f"results: {args.out}/results.json, results.md, cumulative_cost_<task>.png; runs under {args.out}/runs/")
+    return 0

@@ -1,0 +1,193 @@
+"""PRELUDE's edit world: an assistant drafts, a user with a hidden preference edits, cost = edit distance.
+
+One episode is one user over ``rounds`` documents. Observation: the document and the round index.
+Action: the response text. Reward: minus the edit cost. ``info`` carries the edited text, whether it
+was accepted, the cost, which of the user's true preferences the draft satisfied, usage, and — under
+the single privileged key :data:`PRIVILEGED` — the true preference and source (for evaluators and the
+oracle only; agents must not read it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+import gymnasium as gym
+from gymnasium import spaces
+
+from persona_lab.core.seeding import stable_hash
+from persona_lab.envs.corpus import SOURCES, Corpus, Document, load_corpus
+from persona_lab.envs.spaces import text_space
+from persona_lab.models.base import ChatModel
+from persona_lab.simulators import catalog
+from persona_lab.simulators.edit_users import EditingUser, make_editing_user
+from persona_lab.simulators.personas import Persona, Population, make_population
+from persona_lab.simulators.text import edit_cost
+
+PRIVILEGED = "privileged"
+MAX_RESPONSE_CHARS = 20_000
+
+
+class EditEnv(gym.Env[dict[str, Any], str]):
+    """Base of the edit environments; subclasses fix the task.
+
+    Args:
+        user: ``"scripted"`` (default), ``"llm"`` or an :class:`EditingUser`.
+        backend: the ChatModel (or spec string) the LLM user talks to; unused by the scripted user.
+        population: ``"prelude"`` (default), ``"verifiable"``, a YAML/JSON path or a Population.
+        user_index: which persona of the population; ``None`` draws one from the reset seed.
+        rounds: documents per episode (T; 200 in the paper).
+        corpus: ``"builtin"`` (default), ``"hub"`` or a folder of ``<source>.jsonl`` files.
+        effort: scripted user: at most this many violated preferences fixed per round.
+        noise: scripted user: probability of an incidental unrelated edit.
+        population_k: preferences per source for the ``verifiable`` population.
+        population_seed: seed of the ``verifiable`` population.
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+    task: str = ""
+
+    def __init__(
+        self,
+        user: str | EditingUser = "scripted",
+        backend: ChatModel | str | None = None,
+        population: str | Population = "prelude",
+        user_index: int | None = None,
+        rounds: int = 200,
+        corpus: str = "builtin",
+        effort: int | None = None,
+        noise: float = 0.0,
+        population_k: int = 3,
+        population_seed: int = 0,
+        render_mode: str | None = None,
+    ) -> None:
+        if rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {rounds}")
+        self.rounds = rounds
+        self.user_index = user_index
+        self.render_mode = render_mode
+        self._user_spec, self._backend = user, backend
+        self._effort, self._noise = effort, noise
+        self._corpus_spec = corpus
+        self.corpus: Corpus = load_corpus(self.task, corpus)
+        self.sources = tuple(s for s in SOURCES.get(self.task, ()) if s in self.corpus) or tuple(sorted(self.corpus))
+        pop_kwargs = {"k": population_k, "seed": population_seed} if population == "verifiable" else {}
+        self.population = make_population(population, **pop_kwargs)
+        self._user: EditingUser | None = None
+        longest = max(len(d.text) for docs in self.corpus.values() for d in docs)
+        doc_chars = [d.text for docs in self.corpus.values() for d in docs]
+        self.observation_space = spaces.Dict(
+            {"document": text_space(max(longest, 1), doc_chars), "round": spaces.Discrete(rounds)}
+        )
+        self.action_space = text_space(MAX_RESPONSE_CHARS)
+        self.persona: Persona | None = None
+        self._order: list[Document] = []
+        self._t = 0
+        self._last: dict[str, Any] | None = None
+
+    # --- Gymnasium API -----------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        super().reset(seed=seed)
+        options = options or {}
+        index = options.get("user_index", self.user_index)
+        if index is None:
+            index = int(self.np_random.integers(0, 2**31 - 1))
+        self.persona = self.population.persona(int(index), self.task, self.sources)
+        self._order = self._document_order()
+        self._t = 0
+        self._last = None
+        return self._observation(), {PRIVILEGED: {"next": self._truth(self._order[0])}}
+
+    def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        if self.persona is None or self._t >= self.rounds:
+            raise RuntimeError("call reset() before step() (and again after the episode ends)")
+        if not isinstance(action, str):
+            raise TypeError(f"the action must be the response text (str), got {type(action).__name__}")
+        doc = self._order[self._t]
+        pref = self.persona.preference_for(doc.source)
+        feedback = self._editing_user().react(action, pref, self.np_random)
+        cost = 0 if feedback.accepted else edit_cost(action, feedback.edited)
+        sat = catalog.satisfied(action, pref.ids)
+        info: dict[str, Any] = {
+            "round": self._t,
+            "doc_id": doc.id,
+            "edited_text": feedback.edited,
+            "accepted": feedback.accepted,
+            "cost": cost,
+            "satisfied": sat,
+            "preference_satisfaction": (sum(sat.values()) / len(sat)) if sat else 1.0,
+            "usage": [asdict(u) for u in feedback.usage],
+            "response_hash": stable_hash(action, length=16),
+        }
+        self._t += 1
+        truncated = self._t >= self.rounds
+        info[PRIVILEGED] = {"round": self._truth(doc)}
+        if not truncated:
+            info[PRIVILEGED]["next"] = self._truth(self._order[self._t])
+        self._last = {"document": doc, "draft": action, **info}
+        obs = self._observation() if not truncated else {"document": doc.text, "round": self.rounds - 1}
+        return obs, -float(cost), False, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or self._last is None:
+            return None
+        last = self._last
+        return (
+            f"round {last['round']} ({last['doc_id']}) cost={last['cost']} accepted={last['accepted']}\n"
+            f"--- draft ---\n{last['draft']}\n--- edited ---\n{last['edited_text']}\n"
+        )
+
+    def close(self) -> None:
+        self._user = None
+
+    # --- internals ---------------------------------------------------------------------------
+    def _editing_user(self) -> EditingUser:
+        if self._user is None:
+            model = self._backend
+            if isinstance(model, str):
+                from persona_lab.models import open_chat_model
+
+                model = open_chat_model(model)
+                self._backend = model
+            self._user = make_editing_user(self._user_spec, model, effort=self._effort, noise=self._noise)
+        return self._user
+
+    def _document_order(self) -> list[Document]:
+        """PRELUDE's two-stage shuffle: shuffle each source, take the first N of each (cycling when a
+        source has fewer), concatenate, shuffle again."""
+        per_source = math.ceil(self.rounds / len(self.sources))
+        picked: list[Document] = []
+        for source in self.sources:
+            docs = self.corpus[source]
+            perm = self.np_random.permutation(len(docs))
+            picked.extend(docs[int(perm[i % len(docs)])] for i in range(per_source))
+        order = [picked[int(i)] for i in self.np_random.permutation(len(picked))]
+        return order[: self.rounds]
+
+    def _observation(self) -> dict[str, Any]:
+        return {"document": self._order[self._t].text, "round": self._t}
+
+    def _truth(self, doc: Document) -> dict[str, Any]:
+        assert self.persona is not None
+        pref = self.persona.preference_for(doc.source)
+        return {"user_id": self.persona.id, "source": doc.source, "preference": pref.statement, "preference_ids": list(pref.ids)}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_user"] = None  # rebuilt lazily (an LLM user holds a model client)
+        return state
+
+
+class EditSummarizationEnv(EditEnv):
+    """Summarize documents from five sources; the user's preference depends on the source."""
+
+    task = "summarization"
+
+
+class EditEmailEnv(EditEnv):
+    """Write emails from notes of four sources; the user's preference depends on the source."""
+
+    task = "email"
+
+

@@ -1,0 +1,206 @@
+"""``persona-lab bench prelude``: every agent × both PRELUDE tasks × seeds, with CIs, a table and plots.
+
+Each (task, agent, seed) is an ordinary run directory under ``<out>/runs/`` (so the bench resumes
+exactly like ``persona-lab run --resume``); ``results.json``, ``results.md`` and one PNG per task are
+rebuilt from them at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from persona_lab.core.io import atomic_write_json, atomic_write_text, read_jsonl
+from persona_lab.eval.metrics import mean_ci
+from persona_lab.eval.prelude_metrics import exact_accuracy, text_accuracy
+from persona_lab.eval.runner import RunConfig, Runner
+from persona_lab.models import is_scripted
+
+TASK_ENVS = {"summarization": "persona_lab/EditSummarization-v0", "email": "persona_lab/EditEmail-v0"}
+
+
+@dataclass(frozen=True)
+class AgentVariant:
+    """A benchmark row: a registered agent with fixed kwargs."""
+
+    label: str
+    agent: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def default_agents(encoder: str = "minilm") -> list[AgentVariant]:
+    return [
+        AgentVariant("no-learning", "no-learning"),
+        AgentVariant("oracle", "oracle"),
+        AgentVariant("explore-exploit", "explore-exploit"),
+        AgentVariant("continual", "continual"),
+        AgentVariant("icl-edit-5", "icl-edit", {"k": 5, "encoder": encoder}),
+        AgentVariant("cipher-1", "cipher", {"k": 1, "encoder": encoder}),
+        AgentVariant("cipher-5", "cipher", {"k": 5, "encoder": encoder}),
+    ]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What ``persona-lab bench prelude`` runs."""
+
+    out: str = field(metadata={"help": "results folder"})
+    tasks: tuple[str, ...] = field(default=("summarization", "email"), metadata={"help": "PRELUDE tasks"})
+    agents: tuple[AgentVariant, ...] = field(default_factory=lambda: tuple(default_agents()), metadata={"help": "rows"})
+    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "one run per seed"})
+    rounds: int = field(default=200, metadata={"help": "rounds per run (T)"})
+    backend: str = field(default="scripted", metadata={"help": "model backend spec"})
+    population: str = field(default="prelude", metadata={"help": "population"})
+    env_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "extra env kwargs (effort, noise)"})
+    last_n: int = field(default=100, metadata={"help": "accuracy is reported over the last n rounds"})
+
+
+def run_bench(cfg: BenchConfig, *, concurrency: int = 2, cache: bool = True, cache_dir: str | None = None,
+              on_round: Callable[[], None] | None = None) -> dict[str, Any]:
+    out = Path(cfg.out)
+    jobs = [(task, variant, seed) for task in cfg.tasks for variant in cfg.agents for seed in cfg.seeds]
+
+    def one(job: tuple[str, AgentVariant, int]) -> tuple[str, str, int, float]:
+        task, variant, seed = job
+        run_dir = out / "runs" / task / variant.label / f"seed-{seed}"
+        rc = RunConfig(env_id=TASK_ENVS[task], agent=variant.agent, backend=cfg.backend, seed=seed,
+                       rounds=cfg.rounds, population=cfg.population, env_kwargs=dict(cfg.env_kwargs),
+                       agent_kwargs=dict(variant.kwargs))
+        summary_path = run_dir / "summary.json"
+        if summary_path.exists():
+            done = json.loads(summary_path.read_text())
+            n = sum(1 for _ in read_jsonl(run_dir / "transitions.jsonl"))
+            if not done.get("failed_episodes") and n == cfg.rounds:
+                return task, variant.label, seed, float(done.get("wall_s_total", done["throughput"]["wall_s"]))
+        start = time.perf_counter()
+        Runner(rc, run_dir, cache=cache, cache_dir=cache_dir, on_round=on_round).run(resume=(run_dir / "config.json").exists())
+        wall = time.perf_counter() - start
+        s = json.loads(summary_path.read_text())
+        s["wall_s_total"] = wall
+        atomic_write_json(summary_path, s)
+        return task, variant.label, seed, wall
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        walls = list(pool.map(one, jobs))
+    results = collect(cfg, walls)
+    atomic_write_json(out / "results.json", results)
+    atomic_write_text(out / "results.md", markdown_table(results))
+    for task in cfg.tasks:
+        plot_cumulative(results, task, out / f"cumulative_cost_{task}.png")
+    return results
+
+
+def collect(cfg: BenchConfig, walls: Sequence[tuple[str, str, int, float]]) -> dict[str, Any]:
+    """Per task and agent: metrics per seed, mean and 95% CI."""
+    out = Path(cfg.out)
+    wall_of = {(t, a, s): w for t, a, s, w in walls}
+    encoder = None
+    results: dict[str, Any] = {"config": {
+        "tasks": list(cfg.tasks), "agents": [v.label for v in cfg.agents], "seeds": list(cfg.seeds),
+        "rounds": cfg.rounds, "backend": cfg.backend, "population": cfg.population, "env_kwargs": cfg.env_kwargs,
+        "last_n": cfg.last_n}, "tasks": {}}
+    for task in cfg.tasks:
+        rows: dict[str, Any] = {}
+        for variant in cfg.agents:
+            per_seed: dict[str, dict[str, float]] = {}
+            curves = []
+            for seed in cfg.seeds:
+                run_dir = out / "runs" / task / variant.label / f"seed-{seed}"
+                recs = sorted(read_jsonl(run_dir / "transitions.jsonl"), key=lambda r: r["round"])
+                summary = json.loads((run_dir / "summary.json").read_text())
+                costs = [r["info"]["cost"] for r in recs]
+                truths: dict[str, set[str]] = {}
+                statements: dict[str, str] = {}
+                for r in recs:
+                    truths[r["privileged"]["source"]] = set(r["privileged"]["preference_ids"])
+                    statements[r["privileged"]["source"]] = r["privileged"]["preference"]
+                tail = recs[-cfg.last_n:]
+                m = {
+                    "cumulative_cost": float(sum(costs)),
+                    "acceptance_rate": summary["metrics"]["acceptance_rate"],
+                    "preference_satisfaction": summary["metrics"]["preference_satisfaction"],
+                    "expense_tokens": float(summary["usage"]["agent"]["prompt_tokens"] + summary["usage"]["agent"]["completion_tokens"]),
+                    "wall_s": wall_of.get((task, variant.label, seed), float("nan")),
+                }
+                exact = exact_accuracy(tail, truths)
+                m.update({f"pref_{k}": v for k, v in exact.items()})
+                if not is_scripted(cfg.backend):
+                    if encoder is None:
+                        from persona_lab.models.embeddings import open_encoder
+
+                        encoder = open_encoder("minilm")
+                    m["pref_accuracy_text"] = text_accuracy(tail, statements, encoder)
+                per_seed[str(seed)] = m
+                running, total = [], 0
+                for c in costs:
+                    total += c
+                    running.append(total)
+                curves.append(running)
+            names = sorted({k for m in per_seed.values() for k in m})
+            rows[variant.label] = {
+                "agent": variant.agent, "kwargs": variant.kwargs, "per_seed": per_seed,
+                "mean_ci": {n: mean_ci([m[n] for m in per_seed.values()]) for n in names},
+                "curve_mean": [sum(c[i] for c in curves) / len(curves) for i in range(min(map(len, curves)))],
+            }
+        results["tasks"][task] = rows
+    return results
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    cfg = results["config"]
+    lines = [
+        f"Cumulative edit cost over {cfg['rounds']} rounds, mean ± 95% CI over seeds {cfg['seeds']} "
+        f"(backend `{cfg['backend']}`, population `{cfg['population']}`, env kwargs {cfg['env_kwargs'] or '{}'}); "
+        f"preference accuracy / recall over the last {cfg['last_n']} rounds.",
+        "",
+    ]
+    tasks = list(results["tasks"])
+    header = "| agent | " + " | ".join(f"{t} cost | {t} pref acc / recall" for t in tasks) + " | expense (tokens) | wall (s) |"
+    lines += [header, "|" + " --- |" * (2 * len(tasks) + 3)]
+    for label in cfg["agents"]:
+        cells = [label]
+        expense, wall = 0.0, 0.0
+        for t in tasks:
+            row = results["tasks"][t][label]["mean_ci"]
+            c = row["cumulative_cost"]
+            cells.append(f"{c['mean']:,.0f} ± {c['ci_high'] - c['mean']:,.0f}")
+            cells.append(f"{row['pref_accuracy']['mean']:.2f} / {row['pref_recall']['mean']:.2f}")
+            expense += row["expense_tokens"]["mean"]
+            wall += row["wall_s"]["mean"]
+        cells += [f"{expense:,.0f}", f"{wall:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_cumulative(results: dict[str, Any], task: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, row in results["tasks"][task].items():
+        ax.plot(range(1, len(row["curve_mean"]) + 1), row["curve_mean"], label=label)
+    ax.set_xlabel("round")
+    ax.set_ylabel("cumulative edit cost (mean over seeds)")
+    ax.set_title(f"PRELUDE {task}")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def by_task(results: dict[str, Any]) -> dict[str, dict[str, float]]:  # pragma: no cover - convenience
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    for task, rows in results["tasks"].items():
+        for label, row in rows.items():
+            out[task][label] = row["mean_ci"]["cumulative_cost"]["mean"]
+    return dict(out)

@@ -1,0 +1,142 @@
+"""Simulated users who edit the assistant's draft (PRELUDE's feedback).
+
+One protocol, two forms: an LLM user following the paper's protocol (judge the draft against the
+preference; if it does not suit, revise it given only the draft and the preference), and a scripted
+user that applies the catalog editors of the preferences the draft violates. Both take their state
+(the draft, the latent preference, a random generator) in and return the feedback; neither loads or
+calls anything in its constructor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams, Usage
+from persona_lab.simulators import catalog
+from persona_lab.simulators.personas import LatentPreference
+from persona_lab.simulators.prompts import edit_acceptance_prompt, edit_revision_prompt, parse_yes_no
+
+
+@dataclass(frozen=True)
+class EditFeedback:
+    """The user's reaction to one draft."""
+
+    edited: str
+    accepted: bool
+    fixed: tuple[str, ...] = ()  # catalog ids the edit addressed (scripted user only)
+    incidental: bool = False  # an unrelated edit was added (scripted noise)
+    usage: tuple[Usage, ...] = field(default=())
+
+
+@runtime_checkable
+class EditingUser(Protocol):
+    """Reacts to a draft given the latent preference of the current context."""
+
+    def react(self, draft: str, preference: LatentPreference, rng: np.random.Generator) -> EditFeedback: ...
+
+
+# Incidental edits a real user makes that have nothing to do with their preference.
+_INCIDENTAL = (
+    (" very ", " "),
+    (" really ", " "),
+    (" just ", " "),
+    (" also ", " "),
+    (" however, ", " but "),
+    (" in order to ", " to "),
+    (" a lot of ", " many "),
+    (" utilize ", " use "),
+)
+
+
+@dataclass(frozen=True)
+class ScriptedEditingUser:
+    """Deterministic editing user over the verifiable catalog.
+
+    Args:
+        effort: fix at most this many violated preferences per round, most salient first
+            (``None`` = all of them, so the edited text satisfies the whole preference).
+        noise: probability that an edit also carries one incidental, unrelated change.
+    """
+
+    effort: int | None = None
+    noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.effort is not None and self.effort < 1:
+            raise ValueError(f"effort must be >= 1 or None, got {self.effort}")
+        if not 0.0 <= self.noise <= 1.0:
+            raise ValueError(f"noise must be in [0, 1], got {self.noise}")
+
+    def react(self, draft: str, preference: LatentPreference, rng: np.random.Generator) -> EditFeedback:
+        violated = [pid for pid, ok in catalog.satisfied(draft, preference.ids).items() if not ok]
+        if not violated:
+            return EditFeedback(draft, True)
+        edited = catalog.apply_preferences(draft, preference.ids, limit=self.effort)
+        fixed = tuple(pid for pid, ok in catalog.satisfied(edited, violated).items() if ok)
+        incidental = False
+        if self.noise and rng.random() < self.noise:
+            edited, incidental = _incidental_edit(edited, rng)
+        return EditFeedback(edited, edited == draft, fixed, incidental)
+
+
+def _incidental_edit(text: str, rng: np.random.Generator) -> tuple[str, bool]:
+    """Apply one unrelated wording change (when one applies), chosen with ``rng``."""
+    for j in rng.permutation(len(_INCIDENTAL)):
+        old, new = _INCIDENTAL[int(j)]
+        if old in text:
+            return text.replace(old, new, 1), True
+    return text, False
+
+
+class LLMEditingUser:
+    """PRELUDE's LLM user: a yes/no suitability check, then a revision given only draft and preference.
+
+    Args:
+        model: any ChatModel (injected; the user never creates one).
+        max_new_tokens: budget for the revision.
+    """
+
+    def __init__(self, model: ChatModel, *, max_new_tokens: int = 400) -> None:
+        self.model = model
+        self.judge_params = GenerationParams(max_new_tokens=8)
+        self.revise_params = GenerationParams(max_new_tokens=max_new_tokens)
+
+    def react(self, draft: str, preference: LatentPreference, rng: np.random.Generator) -> EditFeedback:
+        (verdict,) = self.model.generate(
+            [ChatRequest.of(edit_acceptance_prompt(draft, preference.statement), self.judge_params)]
+        )
+        if parse_yes_no(verdict.text) is True:
+            return EditFeedback(draft, True, usage=(verdict.usage,))
+        (revision,) = self.model.generate(
+            [ChatRequest.of(edit_revision_prompt(draft, preference.statement), self.revise_params)]
+        )
+        edited = revision.text.strip() or draft
+        return EditFeedback(edited, edited == draft, usage=(verdict.usage, revision.usage))
+
+
+def make_editing_user(
+    kind: str | EditingUser, model: ChatModel | None = None, *, effort: int | None = None, noise: float = 0.0
+) -> EditingUser:
+    """``"scripted"`` or ``"llm"`` (needs ``model``), or an EditingUser instance passed through."""
+    from persona_lab.core.errors import ConfigError
+
+    if not isinstance(kind, str):
+        return kind
+    if kind == "scripted":
+        return ScriptedEditingUser(effort=effort, noise=noise)
+    if kind == "llm":
+        if model is None:
+            raise ConfigError("the llm editing user needs a model backend", hint="pass --backend hf:<model> or openai:<model>@<url>")
+        return LLMEditingUser(model)
+    raise ConfigError(f"unknown editing user {kind!r}", hint="use 'scripted' or 'llm'")
+
+
+def satisfaction(text: str, ids: Sequence[str]) -> float:
+    """Share of ``ids`` that ``text`` satisfies (1.0 when there are none)."""
+    if not ids:
+        return 1.0
+    return sum(catalog.satisfied(text, ids).values()) / len(ids)
