@@ -1,0 +1,427 @@
+"""Training data from persona-lab runs, in TRL's dataset formats.
+
+Two kinds of data, each in TRL's conversational format (a prompt is a list of ``{"role", "content"}``
+messages, a completion is a list holding the assistant message):
+
+- ``preference``: ``{"prompt", "chosen", "rejected"}`` for DPO / IPO. TRL also accepts the
+  implicit-prompt form ``{"chosen", "rejected"}`` (whole conversations) and plain-string fields.
+- ``sft``: ``{"prompt", "completion"}`` (loss on the completion only), ``{"messages"}`` or ``{"text"}``.
+
+Builders:
+
+- :func:`preference_pairs_from_edit_run`: an edit-world run (``transitions.jsonl``) -> pairs whose
+  chosen answer is the user's edit and rejected answer the agent's draft, for the same prompt (the
+  record's base drafting prompt). Only rounds where the user changed the draft count.
+- :func:`sft_from_edit_run`: the same run -> ``(prompt, edited text)`` targets.
+- :func:`sft_from_prefeval_run`: a PrefEval run (``items.jsonl``) -> the answers judged
+  preference-following, with the method's extra prompt text removed (the PrefEval SFT recipe).
+- :func:`load_jsonl_dataset`: any JSONL in TRL's formats, validated row by row; a bad row is a
+  :class:`DataError` naming the file, the line and the field.
+
+:func:`load_training_data` picks the right one for a path; :func:`save_dataset` exports to
+``save_to_disk`` folders, parquet or JSONL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from persona_lab.core.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from datasets import Dataset
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("preference", "sft")
+ROLES = ("system", "user", "assistant", "tool")
+TRANSITIONS_FILE = "transitions.jsonl"
+PREFEVAL_FILE = "items.jsonl"
+
+# The column sets of each accepted layout, and the columns TRL's trainers read from it.
+PREFERENCE_LAYOUTS: dict[str, tuple[str, ...]] = {
+    "explicit_prompt": ("prompt", "chosen", "rejected"),
+    "implicit_prompt": ("chosen", "rejected"),
+}
+SFT_LAYOUTS: dict[str, tuple[str, ...]] = {
+    "prompt_completion": ("prompt", "completion"),
+    "messages": ("messages",),
+    "text": ("text",),
+}
+EDIT_META = ("env_id", "user_id", "doc_id", "episode", "round", "cost")
+
+
+# --------------------------------------------------------------------------------------------------
+# validation
+
+
+def _where(path: str, row: int | str | None, fieldname: str | None, message: str, hint: str | None = None) -> DataError:
+    return DataError(message, path=path, row=row, field=fieldname, hint=hint)
+
+
+def check_messages(value: Any, *, path: str, row: int | str | None, fieldname: str, min_len: int = 1) -> None:
+    """Check one conversational field: a non-empty list of ``{"role", "content"}`` with string content."""
+    if not isinstance(value, list):
+        raise _where(path, row, fieldname, f"expected a list of messages, got {type(value).__name__}")
+    if len(value) < min_len:
+        raise _where(path, row, fieldname, "the message list is empty")
+    for i, msg in enumerate(value):
+        where = f"{fieldname}[{i}]"
+        if not isinstance(msg, Mapping):
+            raise _where(path, row, where, f"expected a message object, got {type(msg).__name__}",
+                         hint='write messages as {"role": "user", "content": "..."}')
+        if "role" not in msg:
+            raise _where(path, row, f"{where}.role", "missing")
+        if msg["role"] not in ROLES:
+            raise _where(path, row, f"{where}.role", f"unknown role {msg['role']!r}; expected one of {', '.join(ROLES)}")
+        if "content" not in msg:
+            raise _where(path, row, f"{where}.content", "missing")
+        if not isinstance(msg["content"], str):
+            raise _where(path, row, f"{where}.content", f"expected a string, got {type(msg['content']).__name__}")
+
+
+def _field_style(value: Any, *, path: str, row: int | str | None, fieldname: str) -> str:
+    """``"conversational"`` for a message list, ``"standard"`` for a string (each checked)."""
+    if isinstance(value, str):
+        return "standard"
+    check_messages(value, path=path, row=row, fieldname=fieldname)
+    return "conversational"
+
+
+def record_format(record: Any, kind: str, *, path: str, row: int | str | None) -> str:
+    """Validate one example of ``kind`` and name its format, e.g. ``"explicit_prompt/conversational"``.
+
+    Raises:
+        DataError: naming the file, row and field that are wrong.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if not isinstance(record, Mapping):
+        raise _where(path, row, None, f"expected a JSON object, got {type(record).__name__}")
+    layouts = PREFERENCE_LAYOUTS if kind == "preference" else SFT_LAYOUTS
+    layout = next((name for name, cols in layouts.items() if all(c in record for c in cols)), None)
+    if layout is None:
+        wanted = " or ".join("{" + ", ".join(cols) + "}" for cols in layouts.values())
+        missing = [c for c in next(iter(layouts.values())) if c not in record]
+        raise _where(
+            path, row, missing[0] if missing else None,
+            f"missing; a {kind} example needs the fields {wanted} (it has {', '.join(map(str, record)) or 'none'})",
+            hint="see TRL's dataset formats: https://huggingface.co/docs/trl/dataset_formats",
+        )
+    cols = layouts[layout]
+    styles = {c: _field_style(record[c], path=path, row=row, fieldname=c) for c in cols}
+    if len(set(styles.values())) > 1:
+        conv = [c for c, s in styles.items() if s == "conversational"]
+        std = [c for c, s in styles.items() if s == "standard"]
+        raise _where(path, row, std[0],
+                     f"is a string while {', '.join(conv)} is a message list; use one format for all fields")
+    style = styles[cols[0]]
+    if layout == "implicit_prompt" and style == "standard":
+        raise _where(path, row, "prompt", "missing; plain-string chosen/rejected need an explicit prompt")
+    if layout == "messages" and style != "conversational":
+        raise _where(path, row, "messages", "expected a list of messages")
+    if layout == "text" and style != "standard":
+        raise _where(path, row, "text", "expected a string")
+    if style == "conversational":
+        for c in cols:
+            if c in ("chosen", "rejected", "completion") and record[c][-1]["role"] != "assistant":
+                raise _where(path, row, f"{c}[{len(record[c]) - 1}].role",
+                             f"the last message of {c!r} must be the assistant's answer, not {record[c][-1]['role']!r}")
+    return f"{layout}/{style}"
+
+
+def check_dataset(dataset: Dataset, *, kind: str, source: str) -> str:
+    """Validate every row of an in-memory/loaded dataset; all rows must share one format. Returns it."""
+    fmt: str | None = None
+    for i, record in enumerate(dataset):
+        this = record_format(record, kind, path=source, row=i)
+        if fmt is None:
+            fmt = this
+        elif this != fmt:
+            raise _where(source, i, None, f"is in format {this!r} but row 0 is {fmt!r}; use one format per dataset")
+    return fmt or ""
+
+
+def trl_columns(dataset: Dataset, *, kind: str) -> Dataset:
+    """Keep only the columns TRL's trainer for ``kind`` reads (metadata columns are dropped)."""
+    layouts = PREFERENCE_LAYOUTS if kind == "preference" else SFT_LAYOUTS
+    names = set(dataset.column_names)
+    for cols in layouts.values():
+        if all(c in names for c in cols):
+            extra = [c for c in dataset.column_names if c not in cols]
+            return dataset.remove_columns(extra) if extra else dataset
+    raise DataError(f"the dataset has columns {sorted(names)}, none of the {kind} layouts "
+                    f"{[list(c) for c in layouts.values()]}")
+
+
+# --------------------------------------------------------------------------------------------------
+# JSONL in TRL's format
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed object) for each non-blank line; invalid JSON is a DataError naming the line."""
+    with path.open("r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"invalid JSON ({exc.msg} at column {exc.colno})", path=str(path), row=lineno) from None
+
+
+def load_jsonl_dataset(path: str | os.PathLike[str], *, kind: str) -> Dataset:
+    """A JSONL file in one of TRL's ``kind`` formats, validated line by line.
+
+    Raises:
+        DataError: the file, line (``row``) and field of the first bad example.
+    """
+    from datasets import Dataset
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path=str(path))
+    rows: list[dict[str, Any]] = []
+    fmt: str | None = None
+    first_line = 0
+    for lineno, record in _iter_jsonl(path):
+        this = record_format(record, kind, path=str(path), row=lineno)
+        if fmt is None:
+            fmt, first_line = this, lineno
+        elif this != fmt:
+            raise DataError(f"is in format {this!r} but line {first_line} is {fmt!r}; use one format per file",
+                            path=str(path), row=lineno)
+        rows.append(dict(record))
+    if not rows:
+        raise DataError(f"holds no {kind} examples", path=str(path))
+    return Dataset.from_list(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# edit-world runs
+
+
+def _transitions_path(run: str | os.PathLike[str]) -> Path:
+    run = Path(run)
+    if run.is_file():
+        return run
+    path = run / TRANSITIONS_FILE
+    if not path.is_file():
+        nested = sorted(str(p) for p in run.glob(f"*/**/{TRANSITIONS_FILE}"))[:3]
+        raise DataError(
+            f"no {TRANSITIONS_FILE} in this folder",
+            path=str(run),
+            hint=("it is in subfolders: pass one of " + ", ".join(nested)) if nested
+            else "pass the run directory of `persona-lab run` (it holds transitions.jsonl)",
+        )
+    return path
+
+
+def _edit_rounds(run: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any], str, str, bool]]:
+    """(line, record, draft, edited text, accepted) for each round of an edit-world run, validated."""
+    path = _transitions_path(run)
+    where = str(path)
+    for lineno, rec in _iter_jsonl(path):
+        if not isinstance(rec, Mapping):
+            raise DataError(f"expected a JSON object, got {type(rec).__name__}", path=where, row=lineno)
+        if "prompt" not in rec:
+            raise DataError("missing (the base drafting prompt of the round)", path=where, row=lineno, field="prompt")
+        check_messages(rec["prompt"], path=where, row=lineno, fieldname="prompt")
+        action = rec.get("action")
+        if not isinstance(action, str):
+            raise DataError(f"expected the draft as a string, got {type(action).__name__}",
+                            path=where, row=lineno, field="action")
+        info = rec.get("info")
+        if not isinstance(info, Mapping):
+            raise DataError("missing or not an object", path=where, row=lineno, field="info")
+        edited = info.get("edited_text")
+        if not isinstance(edited, str):
+            raise DataError(f"expected the user's edit as a string, got {type(edited).__name__}",
+                            path=where, row=lineno, field="info.edited_text")
+        accepted = info.get("accepted", edited == action)
+        if not isinstance(accepted, bool):
+            raise DataError(f"expected true/false, got {accepted!r}", path=where, row=lineno, field="info.accepted")
+        yield lineno, dict(rec), action, edited, accepted
+
+
+def _edit_meta(rec: Mapping[str, Any]) -> dict[str, Any]:
+    info = rec.get("info") or {}
+    cost = info.get("cost")
+    return {
+        "env_id": None if rec.get("env_id") is None else str(rec["env_id"]),
+        "user_id": None if rec.get("user_id") is None else str(rec["user_id"]),
+        "doc_id": None if rec.get("doc_id") is None else str(rec["doc_id"]),
+        "episode": rec.get("episode") if isinstance(rec.get("episode"), int) else None,
+        "round": rec.get("round") if isinstance(rec.get("round"), int) else None,
+        "cost": float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
+    }
+
+
+def _prompt(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    return [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
+
+
+def _answer(text: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": text}]
+
+
+def preference_pairs_from_edit_run(run: str | os.PathLike[str], *, with_meta: bool = True) -> Dataset:
+    """Preference pairs from an edit-world run: the user's edit preferred over the agent's draft.
+
+    One pair per round that the user did not accept and where the edit differs from the draft;
+    accepted rounds carry no preference and are skipped. Columns: ``prompt``, ``chosen``,
+    ``rejected`` (conversational) plus, with ``with_meta``, ``env_id``, ``user_id``, ``doc_id``,
+    ``episode``, ``round`` and ``cost`` for splitting by user or document (trainers ignore them).
+
+    Args:
+        run: the run directory (or its ``transitions.jsonl``).
+        with_meta: add the metadata columns.
+    """
+
+    rows: list[dict[str, Any]] = []
+    seen = 0
+    for _line, rec, draft, edited, accepted in _edit_rounds(run):
+        seen += 1
+        if accepted or edited.strip() == draft.strip() or not draft.strip() or not edited.strip():
+            continue
+        row: dict[str, Any] = {"prompt": _prompt(rec["prompt"]), "chosen": _answer(edited), "rejected": _answer(draft)}
+        if with_meta:
+            row.update(_edit_meta(rec))
+        rows.append(row)
+    logger.info("edit run %s: %d rounds, %d preference pairs", run, seen, len(rows))
+    return _from_rows(rows, ("prompt", "chosen", "rejected"), with_meta)
+
+
+def sft_from_edit_run(
+    run: str | os.PathLike[str], *, edited_only: bool = False, with_meta: bool = True
+) -> Dataset:
+    """SFT targets from an edit-world run: the prompt and the text the user ended with.
+
+    Every round counts (an accepted draft is what the user wanted too), unless ``edited_only``.
+    Columns: ``prompt``, ``completion`` (conversational) plus the metadata columns.
+    """
+
+    rows: list[dict[str, Any]] = []
+    for _line, rec, draft, edited, accepted in _edit_rounds(run):
+        if not edited.strip() or (edited_only and (accepted or edited.strip() == draft.strip())):
+            continue
+        row: dict[str, Any] = {"prompt": _prompt(rec["prompt"]), "completion": _answer(edited)}
+        if with_meta:
+            row.update(_edit_meta(rec))
+        rows.append(row)
+    return _from_rows(rows, ("prompt", "completion"), with_meta)
+
+
+def _from_rows(rows: list[dict[str, Any]], cols: tuple[str, ...], with_meta: bool) -> Dataset:
+    from datasets import Dataset
+
+    if rows:
+        return Dataset.from_list(rows)
+    names = cols + (EDIT_META if with_meta else ())
+    return Dataset.from_dict({c: [] for c in names})
+
+
+# --------------------------------------------------------------------------------------------------
+# PrefEval runs
+
+
+def sft_from_prefeval_run(run: str | os.PathLike[str]) -> Dataset:
+    """SFT data from a PrefEval run (``items.jsonl``); see the implementation below this stub."""
+    raise DataError(
+        "building SFT data from PrefEval runs is not available yet",
+        path=str(run),
+        hint="the PrefEval harness's items.jsonl format is not final; export the answers as JSONL in TRL's "
+        "prompt/completion format and pass that file instead",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# dispatch and export
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return path.is_dir() and any(
+        (path / name).is_file() for name in ("dataset_info.json", "state.json", "dataset_dict.json")
+    )
+
+
+def load_training_data(source: str | os.PathLike[str], *, kind: str) -> Dataset:
+    """The ``kind`` training data at ``source``, whatever it is:
+
+    - an edit-world run directory (``transitions.jsonl``): pairs (``preference``) or targets (``sft``);
+    - a PrefEval run directory (``items.jsonl``): SFT data;
+    - a ``.jsonl`` / ``.json`` file, a ``.parquet`` file, or a ``save_to_disk`` folder in TRL's format.
+    """
+    from datasets import Dataset, DatasetDict, load_from_disk
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError("not found", path=str(path), hint="pass a run directory, a .jsonl/.parquet file or a saved dataset")
+    if path.is_dir() and (path / TRANSITIONS_FILE).is_file() or path.name == TRANSITIONS_FILE:
+        return preference_pairs_from_edit_run(path) if kind == "preference" else sft_from_edit_run(path)
+    if path.is_dir() and (path / PREFEVAL_FILE).is_file() or path.name == PREFEVAL_FILE:
+        if kind == "preference":
+            raise DataError("a PrefEval run gives SFT data, not preference pairs", path=str(path),
+                            hint="train it with `persona-lab train sft`")
+        return sft_from_prefeval_run(path)
+    if _is_saved_dataset(path):
+        loaded = load_from_disk(str(path))
+        if isinstance(loaded, DatasetDict):
+            if "train" not in loaded:
+                raise DataError(f"a saved DatasetDict without a 'train' split (splits: {list(loaded)})", path=str(path))
+            loaded = loaded["train"]
+        check_dataset(loaded, kind=kind, source=str(path))
+        return loaded
+    if path.is_file() and path.suffix == ".parquet":
+        loaded = Dataset.from_parquet(str(path))
+        check_dataset(loaded, kind=kind, source=str(path))
+        return loaded
+    if path.is_file() and path.suffix == ".jsonl":
+        return load_jsonl_dataset(path, kind=kind)
+    if path.is_file() and path.suffix == ".json":
+        return _load_json_array(path, kind=kind)
+    raise DataError(
+        "not a run directory, a .jsonl/.json/.parquet file or a saved dataset folder",
+        path=str(path),
+        hint=f"a run directory holds {TRANSITIONS_FILE} (edit world) or {PREFEVAL_FILE} (PrefEval)",
+    )
+
+
+def _load_json_array(path: Path, *, kind: str) -> Dataset:
+    from datasets import Dataset
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"invalid JSON ({exc.msg} at line {exc.lineno})", path=str(path), row=exc.lineno) from None
+    if not isinstance(data, list):
+        raise DataError("expected a JSON array of examples (or use JSONL: one example per line)", path=str(path))
+    fmt = None
+    for i, record in enumerate(data):
+        this = record_format(record, kind, path=str(path), row=f"item {i}")
+        if fmt is not None and this != fmt:
+            raise DataError(f"is in format {this!r} but item 0 is {fmt!r}", path=str(path), row=f"item {i}")
+        fmt = this
+    if not data:
+        raise DataError(f"holds no {kind} examples", path=str(path))
+    return Dataset.from_list(data)
+
+
+def save_dataset(dataset: Dataset, path: str | os.PathLike[str]) -> Path:
+    """Export: ``*.parquet`` -> parquet, ``*.jsonl`` -> JSON lines, anything else -> ``save_to_disk`` folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        dataset.to_parquet(str(path))
+    elif path.suffix == ".jsonl":
+        dataset.to_json(str(path), lines=True, force_ascii=False)
+    else:
+        dataset.save_to_disk(str(path))
+    return path
