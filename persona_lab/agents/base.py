@@ -7,6 +7,7 @@ is the oracle: the runner hands it the true preference through :class:`TruthAwar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -45,3 +46,25 @@ class TruthAware(Protocol):
 
 
 AGENTS: Registry[Agent] = Registry("agent", "persona-lab ls agents")
+
+# Agent names are shared across environments ("no-learning", "oracle", ...); an implementation for
+# one task registers here, and :func:`create_agent` picks it for that task.
+_TASK_IMPLS: dict[tuple[str, str], Callable[..., Agent]] = {}
+
+
+def register_for_task(name: str, task: str) -> Callable[[Callable[..., Agent]], Callable[..., Agent]]:
+    """Register the implementation of agent ``name`` for envs whose ``task`` is ``task``."""
+
+    def deco(factory: Callable[..., Agent]) -> Callable[..., Agent]:
+        _TASK_IMPLS[(name, task)] = factory
+        return factory
+
+    return deco
+
+
+def create_agent(name: str, task: str, model: Any = None, **kwargs: Any) -> Agent:
+    """The agent ``name`` for an env of ``task``, with an injected model (``None`` = scripted skills)."""
+    impl = _TASK_IMPLS.get((name, task))
+    if impl is not None:
+        return impl(task=task, model=model, **kwargs)
+    return AGENTS.get(name)(task=task, model=model, **kwargs)

@@ -7,7 +7,8 @@ from typing import Any
 
 from persona_lab.agents import skills
 from persona_lab.agents.base import AGENTS, Transition
-from persona_lab.agents.prompts import draft_messages
+from persona_lab.agents.prompts import TASK_INSTRUCTIONS, draft_messages
+from persona_lab.core.errors import ConfigError
 from persona_lab.core.io import atomic_write_json
 from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams
 
@@ -24,6 +25,11 @@ class DraftingAgent:
     name = "drafting"
 
     def __init__(self, task: str, model: ChatModel | None = None, *, max_new_tokens: int = 300) -> None:
+        if task not in TASK_INSTRUCTIONS:
+            raise ConfigError(
+                f"agent {self.name!r} drafts texts for the edit tasks {sorted(TASK_INSTRUCTIONS)}, not {task!r}",
+                hint="`persona-lab ls agents` lists the agents; pick one that supports this env",
+            )
         self.task = task
         self.model = model
         self.params = GenerationParams(max_new_tokens=max_new_tokens)

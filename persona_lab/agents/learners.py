@@ -165,7 +165,7 @@ class ICLEditAgent(_RetrievalAgent):
         self.step_info = {"retrieved": len(examples)}
         if self.model is None:
             # imitate the revised examples: the style their final texts had beyond a plain draft
-            styles = [skills.infer_description(skills.base_draft(self.task, e["doc"]), e["edited"]) for e in examples]
+            styles = [e["style"] for e in examples]
             pref = skills.aggregate(styles) if styles else ""
             self.step_info["used_preference"] = pref
             return skills.respond(self.task, doc, pref)
@@ -175,7 +175,11 @@ class ICLEditAgent(_RetrievalAgent):
 
     def update(self, transition: Transition) -> None:
         edited = transition.feedback.get("edited_text", transition.action)
-        self._remember(self._pending["vec"], {"doc": self._pending["doc"], "draft": transition.action, "edited": edited})
+        doc = self._pending["doc"]
+        memory = {"doc": doc, "draft": transition.action, "edited": edited}
+        if self.model is None:  # what the scripted skill reads from an example, computed once
+            memory["style"] = skills.infer_description(skills.base_draft(self.task, doc), edited)
+        self._remember(self._pending["vec"], memory)
 
 
 @AGENTS.register("cipher", "CIPHER: retrieves preferences inferred from edits on the k most similar documents")

@@ -52,12 +52,26 @@ def respond(task: str, document: str, preference: str | None = None) -> str:
 
 
 def infer(draft: str, edited: str, applied: Iterable[str] = ()) -> list[str]:
-    """Catalog items the user's edit introduced, plus the applied items the user kept."""
+    """Catalog items the user's edit introduced, plus the applied items the user kept.
+
+    An edit that adds bullets also shortens sentences as a side effect; to name the user's intent
+    rather than every side effect, introduced items that the *other* introduced items' editors
+    already produce are dropped (a minimal explanation, tried from the least salient item up).
+    """
     before = catalog.satisfied(draft, list(catalog.CATALOG))
     after = catalog.satisfied(edited, list(catalog.CATALOG))
     introduced = [pid for pid in catalog.CATALOG if after[pid] and not before[pid]]
     kept = [pid for pid in applied if after.get(pid, False)]
-    return _compatible_subset(introduced + [k for k in kept if k not in introduced])
+    return _compatible_subset(_minimal(draft, introduced) + [k for k in kept if k not in introduced])
+
+
+def _minimal(draft: str, ids: list[str]) -> list[str]:
+    keep = sorted(ids, key=lambda p: (-catalog.CATALOG[p].salience, p))
+    for pid in reversed(list(keep)):
+        rest = [p for p in keep if p != pid]
+        if rest and catalog.compatible(rest) and catalog.satisfied(catalog.apply_preferences(draft, rest), [pid])[pid]:
+            keep = rest
+    return keep
 
 
 def infer_description(draft: str, edited: str, applied: Iterable[str] = ()) -> str:

@@ -47,6 +47,8 @@ class EditEnv(gym.Env[dict[str, Any], str]):
 
     metadata = {"render_modes": ["ansi"]}
     task: str = ""
+    # The public part of ``info`` that the runner hands to agents (everything else is for evaluators).
+    feedback_keys: tuple[str, ...] = ("edited_text", "accepted", "cost")
 
     def __init__(
         self,

@@ -32,7 +32,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from persona_lab.agents.base import AGENTS, Agent, Transition, TruthAware
+from persona_lab.agents.base import AGENTS, Agent, Transition, TruthAware, create_agent
 from persona_lab.core.errors import BackendError, ConfigError
 from persona_lab.core.io import append_jsonl, atomic_write_json, read_jsonl, repair_jsonl
 from persona_lab.core.seeding import derive_seed, stable_hash
@@ -125,10 +125,6 @@ RECORD_PROMPTS["email"] = _edit_prompt("email")
 def _generic_metrics(records: list[dict[str, Any]]) -> dict[str, float]:
     rewards = [float(r["reward"]) for r in records]
     return {"return": sum(rewards), "mean_reward": sum(rewards) / len(rewards)}
-
-
-def make_agent(name: str, task: str, model: Any, **kwargs: Any) -> Agent:
-    return AGENTS.get(name)(task=task, model=model, **kwargs)
 
 
 class Runner:
@@ -246,7 +242,7 @@ class Runner:
                       "population": cfg.population, **cfg.env_kwargs}
         env = gym.make(cfg.env_id, **env_kwargs)
         task = env.unwrapped.task
-        agent = make_agent(cfg.agent, task, agent_model, **cfg.agent_kwargs)
+        agent = create_agent(cfg.agent, task, agent_model, **cfg.agent_kwargs)
         feedback_keys = getattr(env.unwrapped, "feedback_keys", ())
         seed = derive_seed(cfg.seed, episode)
         obs, info = env.reset(seed=seed, options={"user_index": episode})
