@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from persona_lab.simulators import catalog
 
@@ -36,6 +37,7 @@ def _as_sentence(s: str) -> str:
     return s if s[-1:] in ".!?" else s + "."
 
 
+@lru_cache(maxsize=4096)
 def base_draft(task: str, document: str, n_sentences: int = 3) -> str:
     """What an assistant writes with no knowledge of the user: the lead sentences, plainly framed."""
     lead = " ".join(_as_sentence(s) for s in sentences(document)[:n_sentences]) or document.strip()

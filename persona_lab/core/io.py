@@ -35,17 +35,24 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2
     atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=str) + "\n")
 
 
-def append_jsonl(path: str | os.PathLike[str], record: Any) -> None:
-    """Append one JSON line with a single ``write`` + fsync, so a kill leaves whole lines only
-    (a torn last line, at worst, which :func:`read_jsonl` drops)."""
+def append_jsonl(path: str | os.PathLike[str], record: Any, *, fsync: bool = False) -> None:
+    """Append one JSON line with a single ``O_APPEND`` write.
+
+    A killed process cannot tear a line that the kernel has accepted, so no fsync is needed for
+    crash-of-the-process safety (a torn last line, at worst, which :func:`read_jsonl` drops and
+    :func:`repair_jsonl` removes). Pass ``fsync=True`` where surviving a power loss matters.
+    """
     line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with _append_lock:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line.encode("utf-8"))
-            os.fsync(fd)
+            if fsync:
+                os.fsync(fd)
         finally:
             os.close(fd)
 
