@@ -172,6 +172,18 @@ def test_verifiable_shape_and_sanity(dataset):
     assert n >= 50, f"only {n} rows carry a verifiable hint"
 
 
+def test_catalog_hints_name_real_preferences_and_separate_the_options(dataset):
+    catalog = pytest.importorskip("persona_lab.simulators.catalog")
+    rows = [(w, r) for w, r in _rows(dataset, "mcq") if r.get("verifiable", {}).get("catalog")]
+    assert rows, "no item names a catalog preference"
+    for where, row in rows:
+        good, *bad = row["classification_task_options"]
+        for pid in row["verifiable"]["catalog"]:
+            pref = catalog.get_preference(pid)
+            assert pref.check(good), f"{where}: the aligned option fails {pid}"
+            assert not any(pref.check(b) for b in bad), f"{where}: a violating option passes {pid}"
+
+
 def _filler() -> list:
     return json.loads(FILLER.read_text(encoding="utf-8"))
 
