@@ -141,8 +141,8 @@ def convert_gguf(gguf_file: str | os.PathLike[str], *, name: str | None = None,
 
     The folder is written under a temporary name and renamed into place, so a crash never leaves a
     half-written model and two processes converting at once both end with the same complete folder.
-    bf16 halves the file against fp32 and is the dtype we run on CPU anyway (it prefills ~3x faster
-    than fp32 there, see design/models.md).
+    bf16 halves the file against fp32; the rounding is far below the 4-bit quantization error
+    already in the weights, and the model is upcast at load when it runs in float32.
     """
     target = converted_dir(gguf_file, name=name, cache_dir=cache_dir)
     if target.exists():
@@ -364,8 +364,8 @@ class HFChatModel:
     Args:
         model: folder, ``.gguf`` file, packaged name or hub id (see module docstring).
         adapter: a peft LoRA adapter folder to apply on top (merged into the weights at load).
-        dtype: ``"auto"`` (the checkpoint's dtype; float16 becomes bfloat16 on CPU, where float16
-            matmuls are slow), or ``"float32"`` / ``"bfloat16"`` / ``"float16"``.
+        dtype: ``"auto"`` (float32 on CPU, for batch-independent greedy answers; the checkpoint's
+            dtype on a GPU), or ``"float32"`` / ``"bfloat16"`` / ``"float16"``.
         device: ``"cpu"``, ``"cuda"``, ...; default: cuda when available, else cpu.
         max_batch_size: the most requests in one ``model.generate`` call.
         batch_wait_s: how long the batcher waits for more requests after the first.
@@ -396,7 +396,10 @@ class HFChatModel:
         if adapter is not None and not Path(adapter).expanduser().is_dir():
             raise ConfigError(f"adapter folder {adapter!r} does not exist", hint="pass a folder written by peft's save_pretrained")
         self._load_lock = threading.Lock()
-        self._compute_lock = threading.Lock()
+        self._compute_lock = threading.Lock()  # one forward pass at a time (score and generate)
+        # A fast tokenizer is not re-entrant: calls from two threads at once can fail with
+        # "Already borrowed", so every encode/decode goes through this lock.
+        self._tok_lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
         self._eos_ids: list[int] = []
@@ -446,7 +449,7 @@ class HFChatModel:
             tok = AutoTokenizer.from_pretrained(where)
             config_dtype = _config_dtype(where)
             model = AutoModelForCausalLM.from_pretrained(where, dtype=_choose_dtype(self.dtype, config_dtype, device))
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             hint = (
                 "no model hub is reachable here: use a packaged model (`hf:smollm2-135m`) or a local folder"
                 if self.source.kind == "hub" else "check that the folder holds config.json and the weights"
@@ -490,7 +493,7 @@ class HFChatModel:
         (what a request with these messages costs)."""
         self.load()
         text = self._render(as_messages(messages), add_generation_prompt=True)
-        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self._encode([text])["input_ids"][0])
 
     # ---- ChatModel -------------------------------------------------------------------------------
 
@@ -508,34 +511,47 @@ class HFChatModel:
             return text + ("assistant: " if add_generation_prompt else "")
         return tok.apply_chat_template(dicts, tokenize=False, add_generation_prompt=add_generation_prompt)
 
+    def _encode(self, texts: list[str], **kwargs: Any) -> Any:
+        """Tokenize rendered chats (their special tokens are in the text already), left-padded."""
+        with self._tok_lock:
+            return self._tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt", **kwargs)
+
     def _run_group(self, requests: list[ChatRequest]) -> list[Completion]:
         """One ``model.generate`` for requests sharing decoding settings (runs on the worker)."""
         import torch
-        from transformers import GenerationConfig, LogitsProcessorList
+        from transformers import (
+            GenerationConfig,
+            LogitsProcessorList,
+            StoppingCriteriaList,
+            StopStringCriteria,
+        )
 
         self.load()
-        tok, model = self._tokenizer, self._model
+        model = self._model
         params = requests[0].params
         texts = [self._render(r.messages, add_generation_prompt=True) for r in requests]
-        enc = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt").to(model.device)
+        enc = self._encode(texts).to(model.device)
         config = GenerationConfig(
             max_new_tokens=params.max_new_tokens,
             do_sample=False,
             eos_token_id=self._eos_ids,
-            pad_token_id=tok.pad_token_id,
-            stop_strings=list(params.stop) or None,
+            pad_token_id=self._tokenizer.pad_token_id,
         )
         processors = None
         if not params.greedy:
             seeds = [r.params.seed for r in requests]
             processors = LogitsProcessorList([_SeededSampler(params.temperature, params.top_p, seeds)])
+        stopping = None
+        if any(params.stop):  # end rows early on a stop string; _completion cuts the text exactly
+            with self._tok_lock:
+                stopping = StoppingCriteriaList([StopStringCriteria(self._tokenizer, [s for s in params.stop if s])])
         with self._compute_lock, torch.inference_mode():
             out = model.generate(
                 input_ids=enc["input_ids"],
                 attention_mask=enc["attention_mask"],
                 generation_config=config,
                 logits_processor=processors,
-                tokenizer=tok if params.stop else None,
+                stopping_criteria=stopping,
             )
             self.generate_calls += 1
         new_tokens = out[:, enc["input_ids"].shape[1]:].tolist()
@@ -551,7 +567,8 @@ class HFChatModel:
         body = ids if end is None else ids[:end]
         pad = self._tokenizer.pad_token_id
         completion_tokens = sum(1 for t in body if t != pad) + (end is not None)
-        text = self._tokenizer.decode(body, skip_special_tokens=True)
+        with self._tok_lock:
+            text = self._tokenizer.decode(body, skip_special_tokens=True)
         cut = min((i for i in (text.find(s) for s in params.stop if s) if i >= 0), default=None)
         if cut is not None:
             text, finish = text[:cut], "stop"
@@ -576,7 +593,7 @@ class HFChatModel:
     def _score_batch(self, requests: list[ScoreRequest]) -> list[float]:
         import torch
 
-        tok, model = self._tokenizer, self._model
+        model = self._model
         texts, spans = [], []
         for r in requests:
             content = r.continuation.content
@@ -591,7 +608,7 @@ class HFChatModel:
                 )
             texts.append(text)
             spans.append((begin, begin + len(content)))
-        enc = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt", return_offsets_mapping=True)
+        enc = self._encode(texts, return_offsets_mapping=True)
         offsets = enc.pop("offset_mapping")
         ids, mask = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: count from the first real token
@@ -680,15 +697,20 @@ def _config_dtype(where: str) -> str | None:
 
 
 def _choose_dtype(requested: str, config_dtype: str | None, device: str) -> Any:
-    """``auto``: the checkpoint's own dtype (so a float32 test model stays exact and a bf16 one is
-    not upcast), except float16 on CPU, which runs as bfloat16; float32 when the config is silent."""
+    """``auto`` is float32 on CPU and the checkpoint's own dtype elsewhere.
+
+    Why float32 on CPU: greedy answers should not depend on which other requests shared the batch
+    (under concurrency that is a matter of timing). In bf16 the rounding differs with the batch's
+    shape and flips greedy choices: on SmolLM2-135M, 2 of 8 answers changed between one-at-a-time
+    and batched runs in bf16, 0 of 8 in float32 (benchmarks/bench_batching.py has the check). bf16
+    prefills faster on CPU but decodes at about the same speed (design/models.md), and short
+    prompts with long answers are our common case; pass ``dtype="bfloat16"`` for long prompts.
+    """
     import torch
 
     name = requested
     if requested == "auto":
-        name = config_dtype or "float32"
-        if name == "float16" and device == "cpu":
-            name = "bfloat16"
+        name = "float32" if device == "cpu" else (config_dtype or "float32")
     return getattr(torch, name)
 
 
@@ -708,8 +730,8 @@ def _apply_adapter(model: Any, adapter: str) -> Any:
 @register_backend(
     "hf",
     "hf:smollm2-135m",
-    "local transformers: a folder, a .gguf, a packaged offline model or a hub id; `+<adapter>` adds a "
-    "LoRA adapter; concurrent requests are batched",
+    "local transformers: a folder, a .gguf, a hub id or a packaged offline model (smollm2-135m; "
+    "qwen2.5-0.5b opt-in); `+<adapter dir>` adds a LoRA; concurrent requests are batched",
 )
 def _hf_backend(rest: str) -> HFChatModel:
     base, adapter = split_hf_spec(rest)
