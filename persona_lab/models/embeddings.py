@@ -165,7 +165,7 @@ class VectorIndex:
     (``IndexHNSWFlat`` with inner product), for memories of 10^5+ entries.
     """
 
-    def __init__(self, dim: int, *, kind: str = "flat", hnsw_m: int = 32, ef_search: int = 64) -> None:
+    def __init__(self, dim: int, *, kind: str = "flat", hnsw_m: int = 32, ef_search: int = 128) -> None:
         if kind not in ("flat", "hnsw"):
             raise ConfigError(f"unknown index kind {kind!r}", hint="use 'flat' (exact) or 'hnsw' (approximate)")
         self.dim, self.kind, self.hnsw_m, self.ef_search = dim, kind, hnsw_m, ef_search
