@@ -23,6 +23,7 @@ class DraftingAgent:
     """
 
     name = "drafting"
+    tasks: tuple[str, ...] = tuple(TASK_INSTRUCTIONS)  # the envs (by task) this agent supports
 
     def __init__(self, task: str, model: ChatModel | None = None, *, max_new_tokens: int = 300) -> None:
         if task not in TASK_INSTRUCTIONS:

@@ -40,10 +40,13 @@ def _load(entry_point: str) -> type:
 
 def _agents() -> Table:
     from persona_lab.agents import AGENTS
+    from persona_lab.agents.base import _TASK_IMPLS
 
-    t = Table("agent", "what it is", title="agents")
+    t = Table("agent", "tasks", "what it is", title="agents")
     for e in AGENTS.entries():
-        t.add_row(e.name, e.help)
+        extra = sorted(task for name, task in _TASK_IMPLS if name == e.name)
+        tasks = getattr(e.factory, "tasks", None) or ()
+        t.add_row(e.name, ", ".join([*tasks, *extra]) or "-", e.help)
     return t
 
 
