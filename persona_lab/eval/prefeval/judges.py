@@ -1,0 +1,419 @@
+"""Judging generations: the LLM judge's four yes/no checks, a programmatic judge, and their agreement.
+
+The LLM judge asks four questions about (preference, question, response), each in its own prompt
+with a JSON answer:
+
+1. acknowledgement: does the response mention a user preference? (and quote it)
+2. violation: does the response go against the stated preference?
+3. hallucination: is the preference it quoted different from the real one? (asked only when 1 = yes)
+4. helpfulness: does it actually answer the question?
+
+:func:`combine_checks` turns the answers into the paper's error types and **accuracy = not violated
+and helpful**. An answer that cannot be parsed makes the item *unjudged*: it is reported and left
+out of accuracy, never counted as a success (the original code counted it as accurate).
+
+The programmatic judge scores items that carry ``verifiable`` checks (forbidden and required
+keywords, catalog preferences) with no model at all; :func:`agreement` compares the two.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from persona_lab.eval.prefeval.data import Verifiable
+from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams
+
+CHECKS: tuple[str, ...] = ("acknowledgement", "violation", "hallucination", "helpfulness")
+
+ERROR_TYPES: tuple[str, ...] = (
+    "unhelpful",
+    "preference_unaware_violation",
+    "hallucination_violation",
+    "inconsistency_violation",
+)
+"""The paper's error types. A violation is *unaware* when the response never acknowledged a
+preference, a *hallucination* when it acknowledged a wrong one, an *inconsistency* when it
+acknowledged the right one and still went against it."""
+
+PROGRAMMATIC_ERROR_TYPES: tuple[str, ...] = ("unhelpful", "violation")
+
+JudgeKind = Literal["llm", "programmatic", "none"]
+Status = Literal["judged", "unjudged", "no_judge"]
+
+
+# --------------------------------------------------------------------------- prompts
+
+_JSON_RULE = 'Reply with one JSON object and nothing else: {"reasoning": "<one sentence>", "answer": "yes" or "no"}'
+
+
+def acknowledgement_prompt(question: str, response: str) -> str:
+    """Check 1: does the response bring up any preference of the user's? Asks for a quote."""
+    return (
+        "You are checking an AI assistant's answer to a user.\n\n"
+        f"User's question:\n{question}\n\nAssistant's answer:\n{response}\n\n"
+        "Does the answer explicitly mention or take into account a personal preference, restriction or "
+        "circumstance of the user (for example 'since you are vegetarian' or 'given your fear of heights')? "
+        "Generic advice that anyone would get does not count.\n"
+        'Reply with one JSON object and nothing else: {"reasoning": "<one sentence>", "answer": "yes" or "no", '
+        '"preference": "<the user preference the answer mentions, quoted from the answer, or empty>"}'
+    )
+
+
+def violation_prompt(preference: str, question: str, response: str) -> str:
+    """Check 2: does the response go against the stated preference?"""
+    return (
+        "A user told an AI assistant about a preference earlier in a conversation, and later asked a question.\n\n"
+        f"The user's preference:\n{preference}\n\nThe user's question:\n{question}\n\n"
+        f"The assistant's answer:\n{response}\n\n"
+        "Does the answer recommend, suggest or rely on anything that goes against the user's preference? "
+        "Answer yes if any part of it conflicts with the preference, no if all of it respects the preference.\n"
+        + _JSON_RULE
+    )
+
+
+def hallucination_prompt(preference: str, quoted: str) -> str:
+    """Check 3: is the preference the response attributed to the user different from the real one?"""
+    return (
+        "An AI assistant restated what it believed was a preference of its user.\n\n"
+        f"The user's actual preference:\n{preference}\n\nWhat the assistant attributed to the user:\n{quoted}\n\n"
+        "Is the attributed preference made up, i.e. not the user's actual preference and not a fair "
+        "paraphrase or consequence of it? Answer yes if it is made up or contradicts the actual preference, "
+        "no if it matches it.\n" + _JSON_RULE
+    )
+
+
+def helpfulness_prompt(question: str, response: str) -> str:
+    """Check 4: does the response give a real answer rather than a refusal or a deflection?"""
+    return (
+        "You are checking whether an AI assistant helped its user.\n\n"
+        f"User's question:\n{question}\n\nAssistant's answer:\n{response}\n\n"
+        "Does the answer give the user useful, relevant content for the question (recommendations, "
+        "information or steps)? Answer no if it refuses, only asks questions back, or stays too vague to use.\n"
+        + _JSON_RULE
+    )
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+@dataclass(frozen=True)
+class YesNo:
+    """A parsed judge answer: ``answer`` is None when the text held no clear yes or no."""
+
+    answer: bool | None
+    quote: str = ""
+    raw: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"answer": self.answer, "quote": self.quote, "raw": self.raw}
+
+
+_YES = {"yes", "y", "true"}
+_NO = {"no", "n", "false"}
+
+
+def _as_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        v = value.strip().strip(".!\"' ").lower()
+        if v in _YES:
+            return True
+        if v in _NO:
+            return False
+    return None
+
+
+def _json_objects(text: str) -> list[dict[str, Any]]:
+    dec = json.JSONDecoder()
+    out = []
+    for m in re.finditer(r"\{", text):
+        try:
+            obj, _ = dec.raw_decode(text, m.start())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            out.append(obj)
+    return out
+
+
+_ANSWER_FIELD = re.compile(r"\banswer\b\W{0,4}(yes|no|true|false)\b", re.IGNORECASE)
+_LEADING = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
+_QUOTE_FIELD = re.compile(r"\bpreference\b\W{0,4}(.+)", re.IGNORECASE)
+
+
+def parse_yes_no(text: str) -> YesNo:
+    """Parse a judge reply: a JSON ``{"answer": ...}`` first, then ``answer: yes``, then a leading
+    Yes/No. Conflicting answers, or none, give ``answer=None`` (unparsed)."""
+    raw = text if isinstance(text, str) else ""
+    for obj in _json_objects(raw):
+        lowered = {str(k).lower(): v for k, v in obj.items()}
+        if "answer" in lowered:
+            ans = _as_bool(lowered["answer"])
+            if ans is not None:
+                quote = lowered.get("preference", lowered.get("quote", ""))
+                return YesNo(ans, quote.strip() if isinstance(quote, str) else "", raw)
+    found = {m.group(1).lower() in ("yes", "true") for m in _ANSWER_FIELD.finditer(raw)}
+    if len(found) == 1:
+        ans = found.pop()
+    elif not found and (m := _LEADING.match(raw)):
+        ans = m.group(1).lower() == "yes"
+    else:
+        return YesNo(None, "", raw)
+    q = _QUOTE_FIELD.search(raw)
+    quote = q.group(1).strip().strip("\"'") if q else ""
+    return YesNo(ans, quote, raw)
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+@dataclass(frozen=True)
+class GenerationVerdict:
+    """How one generation was judged.
+
+    ``status`` is ``judged`` (``followed`` is True/False), ``unjudged`` (a judge answer could not be
+    parsed or the judge failed: ``followed`` is None) or ``no_judge`` (no judge applies to the item).
+    """
+
+    judge: JudgeKind
+    status: Status
+    followed: bool | None = None
+    acknowledged: bool | None = None
+    violated: bool | None = None
+    hallucinated: bool | None = None
+    helpful: bool | None = None
+    errors: tuple[str, ...] = ()
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "judge": self.judge,
+            "status": self.status,
+            "followed": self.followed,
+            "acknowledged": self.acknowledged,
+            "violated": self.violated,
+            "hallucinated": self.hallucinated,
+            "helpful": self.helpful,
+            "errors": list(self.errors),
+            "detail": self.detail,
+        }
+
+
+NO_JUDGE = GenerationVerdict(judge="none", status="no_judge")
+
+
+def combine_checks(
+    acknowledged: bool | None, violated: bool | None, hallucinated: bool | None, helpful: bool | None
+) -> tuple[Status, bool | None, tuple[str, ...]]:
+    """The paper's formula: ``followed = not violated and helpful``, plus the error types.
+
+    ``None`` means the judge's answer could not be parsed. Acknowledgement, violation and helpfulness
+    are always needed; hallucination only when a preference was acknowledged (otherwise there is no
+    quoted preference to check, and its value is ignored). A missing needed answer -> ``unjudged``.
+
+    Returns:
+        (status, followed, errors)
+    """
+    if acknowledged is None or violated is None or helpful is None or (acknowledged and hallucinated is None):
+        return "unjudged", None, ()
+    errors: list[str] = []
+    if not helpful:
+        errors.append("unhelpful")
+    if violated:
+        if not acknowledged:
+            errors.append("preference_unaware_violation")
+        elif hallucinated:
+            errors.append("hallucination_violation")
+        else:
+            errors.append("inconsistency_violation")
+    return "judged", (not violated) and helpful, tuple(errors)
+
+
+class LLMJudge:
+    """The four-check judge backed by any :class:`ChatModel` (batched: the three independent checks
+    go in one ``generate`` call, the hallucination check in a second when needed)."""
+
+    name = "llm"
+
+    def __init__(self, model: ChatModel, params: GenerationParams | None = None) -> None:
+        self.model = model
+        self.params = params or GenerationParams(max_new_tokens=200)
+
+    @property
+    def spec(self) -> str:
+        return self.model.spec
+
+    def judge(self, preference: str, question: str, response: str) -> GenerationVerdict:
+        """Judge one response to ``question`` against ``preference``."""
+        prompts = [
+            acknowledgement_prompt(question, response),
+            violation_prompt(preference, question, response),
+            helpfulness_prompt(question, response),
+        ]
+        outs = self.model.generate([ChatRequest.of(p, self.params) for p in prompts])
+        ack, vio, hlp = (parse_yes_no(c.text) for c in outs)
+        hal = YesNo(None)
+        if ack.answer:
+            quoted = ack.quote or f"(no quote given; the assistant's answer was:)\n{response}"
+            (c,) = self.model.generate([ChatRequest.of(hallucination_prompt(preference, quoted), self.params)])
+            hal = parse_yes_no(c.text)
+        status, followed, errors = combine_checks(ack.answer, vio.answer, hal.answer, hlp.answer)
+        detail = {"acknowledgement": ack.to_dict(), "violation": vio.to_dict(), "helpfulness": hlp.to_dict()}
+        if ack.answer:
+            detail["hallucination"] = hal.to_dict()
+        return GenerationVerdict(
+            judge="llm",
+            status=status,
+            followed=followed,
+            acknowledged=ack.answer,
+            violated=vio.answer,
+            hallucinated=hal.answer if ack.answer else None,
+            helpful=hlp.answer,
+            errors=errors,
+            detail=detail,
+        )
+
+
+# --------------------------------------------------------------------------- programmatic judge
+
+_NEGATORS = {
+    "no", "not", "without", "avoid", "avoids", "avoiding", "avoided", "skip", "skipping", "excluding",
+    "exclude", "never", "don't", "dont", "doesn't", "free", "instead", "minus", "zero", "non",
+}
+_REFUSAL = re.compile(
+    r"^\W*(i'?m sorry|i am sorry|sorry,|i can(?:no|')t (?:help|assist|provide)|i cannot (?:help|assist|provide)|"
+    r"i'?m (?:not able|unable) to|as an ai)",
+    re.IGNORECASE,
+)
+
+
+def _term_pattern(term: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w-])" + re.escape(term.strip()) + r"(?![\w])", re.IGNORECASE)
+
+
+def _mentions(text: str, term: str, *, negation_aware: bool) -> bool:
+    """Whether ``term`` occurs in ``text``; with ``negation_aware``, occurrences that are negated
+    ("no peanuts", "without gluten", "gluten-free") do not count."""
+    for m in _term_pattern(term).finditer(text):
+        if not negation_aware:
+            return True
+        after = text[m.end() : m.end() + 6].lower()
+        if re.match(r"[- ]?free\b", after):
+            continue
+        before = re.findall(r"[\w']+", text[max(0, m.start() - 40) : m.start()].lower())[-3:]
+        if any(w in _NEGATORS for w in before):
+            continue
+        return True
+    return False
+
+
+def catalog_checker() -> Any | None:
+    """``persona_lab.simulators.catalog.satisfied`` when that module exists (imported lazily)."""
+    try:
+        from persona_lab.simulators import catalog  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return getattr(catalog, "satisfied", None)
+
+
+def _catalog_ok(result: Any) -> bool:
+    if isinstance(result, bool):
+        return result
+    if isinstance(result, dict):
+        return all(bool(v) for v in result.values())
+    if isinstance(result, (list, tuple)):
+        return all(bool(v) for v in result)
+    return bool(result)
+
+
+class ProgrammaticJudge:
+    """Judge-free scoring for items with ``verifiable`` checks.
+
+    violated = a ``forbid`` term is mentioned (negated mentions such as "no peanuts" or
+    "gluten-free" do not count), or none of ``require_any`` is, or a named catalog preference is
+    not satisfied; helpful = at least ``min_words`` words and no refusal opening.
+    Acknowledgement and hallucination are not judged (None).
+    """
+
+    name = "programmatic"
+
+    def __init__(self, min_words: int = 15) -> None:
+        self.min_words = min_words
+
+    def applies(self, verifiable: Verifiable | None) -> bool:
+        if verifiable is None:
+            return False
+        if verifiable.forbid or verifiable.require_any:
+            return True
+        return bool(verifiable.catalog) and catalog_checker() is not None
+
+    def judge(self, verifiable: Verifiable | None, response: str) -> GenerationVerdict:
+        if not self.applies(verifiable):
+            return NO_JUDGE
+        assert verifiable is not None
+        detail: dict[str, Any] = {}
+        hits = [t for t in verifiable.forbid if _mentions(response, t, negation_aware=True)]
+        detail["forbidden_mentioned"] = hits
+        violated = bool(hits)
+        if verifiable.require_any:
+            present = [t for t in verifiable.require_any if _mentions(response, t, negation_aware=False)]
+            detail["required_mentioned"] = present
+            violated = violated or not present
+        if verifiable.catalog:
+            check = catalog_checker()
+            if check is None:
+                detail["catalog"] = "not checked: persona_lab.simulators.catalog is not available"
+            else:
+                ok = _catalog_ok(check(response, list(verifiable.catalog)))
+                detail["catalog_satisfied"] = ok
+                violated = violated or not ok
+        words = len(response.split())
+        helpful = words >= self.min_words and not _REFUSAL.match(response)
+        detail["words"] = words
+        errors = tuple(e for e, bad in (("unhelpful", not helpful), ("violation", violated)) if bad)
+        return GenerationVerdict(
+            judge="programmatic",
+            status="judged",
+            followed=(not violated) and helpful,
+            violated=violated,
+            helpful=helpful,
+            errors=errors,
+            detail=detail,
+        )
+
+
+# --------------------------------------------------------------------------- agreement
+
+
+def cohen_kappa(pairs: Sequence[tuple[bool, bool]]) -> float | None:
+    """Cohen's kappa of two binary raters; None when undefined (no pairs, or both raters constant
+    and equal, where chance agreement is 1)."""
+    n = len(pairs)
+    if n == 0:
+        return None
+    po = sum(a == b for a, b in pairs) / n
+    pa = sum(a for a, _ in pairs) / n
+    pb = sum(b for _, b in pairs) / n
+    pe = pa * pb + (1 - pa) * (1 - pb)
+    if pe >= 1.0:
+        return None
+    return (po - pe) / (1 - pe)
+
+
+def agreement(pairs: Sequence[tuple[bool, bool]]) -> dict[str, Any]:
+    """Agreement of (llm, programmatic) ``followed`` labels on the items both judged."""
+    n = len(pairs)
+    agree = sum(a == b for a, b in pairs)
+    return {
+        "n": n,
+        "agree": agree,
+        "rate": agree / n if n else None,
+        "kappa": cohen_kappa(pairs),
+        "llm_followed": sum(a for a, _ in pairs),
+        "programmatic_followed": sum(b for _, b in pairs),
+    }

@@ -1,0 +1,332 @@
+"""Summaries of a PrefEval run: accuracy with Wilson 95% intervals per (task, method, form, turns),
+error types, unjudged and skipped counts, judge agreement, a markdown report and a plot.
+
+Everything here is computed from the ``items.jsonl`` records alone, so a report can be rebuilt from
+a run directory at any time (:func:`rebuild_outputs`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from persona_lab.core.io import atomic_write_json, atomic_write_text, read_jsonl
+from persona_lab.eval.metrics import wilson_interval
+from persona_lab.eval.prefeval.classification import CHANCE
+from persona_lab.eval.prefeval.data import FORMS
+from persona_lab.eval.prefeval.judges import ERROR_TYPES, PROGRAMMATIC_ERROR_TYPES, agreement
+
+PLOT_FILE = "accuracy_vs_context.png"
+
+
+def _ci(k: int, n: int) -> tuple[float | None, float | None]:
+    if n == 0:
+        return None, None
+    lo, hi = wilson_interval(k, n)
+    return round(lo, 4), round(hi, 4)
+
+
+def _cell_order(c: dict[str, Any]) -> tuple[Any, ...]:
+    form_rank = FORMS.index(c["form"]) if c["form"] in FORMS else len(FORMS)
+    return (c["method"], form_rank, c["turns"])
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    return round(sum(xs) / len(xs), 1) if xs else None
+
+
+def summarize(records: Sequence[dict[str, Any]], config: Any = None, run_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run summary (the content of ``summary.json``)."""
+    by_cell: dict[tuple[str, str, str, int], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        by_cell[(r["task"], r["method"], r["form"], r["turns"])].append(r)
+
+    gen_cells, cls_cells = [], []
+    judged_by: Counter[str] = Counter()
+    pairs: list[tuple[bool, bool]] = []
+    for (task, method, form, turns), rs in by_cell.items():
+        ok = [r for r in rs if r.get("status") == "ok"]
+        base = {
+            "method": method,
+            "form": form,
+            "turns": turns,
+            "paper_turns": turns + 2,
+            "tests": len(rs),
+            "ok": len(ok),
+            "skipped_context": sum(r.get("status") == "skipped_context" for r in rs),
+            "failed": sum(r.get("status") == "error" for r in rs),
+            "mean_prompt_tokens": _mean([r["prompt_tokens"] for r in rs if r.get("prompt_tokens") is not None]),
+        }
+        if task == "generation":
+            judged = [r for r in ok if r["judge"]["status"] == "judged"]
+            followed = sum(bool(r["judge"]["followed"]) for r in judged)
+            errors: Counter[str] = Counter()
+            for r in judged:
+                errors.update(r["judge"]["errors"])
+            kinds = Counter(r["judge"]["judge"] for r in judged)
+            for r in ok:
+                js = r.get("judges", {})
+                st = r["judge"]["status"]
+                judged_by[r["judge"]["judge"] if st == "judged" else st] += 1
+                llm, prog = js.get("llm"), js.get("programmatic")
+                if llm and prog and llm["status"] == "judged" and prog["status"] == "judged":
+                    pairs.append((bool(llm["followed"]), bool(prog["followed"])))
+            lo, hi = _ci(followed, len(judged))
+            gen_cells.append(
+                {
+                    **base,
+                    "judged": len(judged),
+                    "followed": followed,
+                    "accuracy": round(followed / len(judged), 4) if judged else None,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "unjudged": sum(r["judge"]["status"] == "unjudged" for r in ok),
+                    "no_judge": sum(r["judge"]["status"] == "no_judge" for r in ok),
+                    "judged_by": dict(kinds),
+                    "error_types": {e: errors.get(e, 0) for e in (*ERROR_TYPES, *PROGRAMMATIC_ERROR_TYPES[1:])},
+                }
+            )
+        else:
+            parsed = sum(bool(r.get("parsed")) for r in ok)
+            correct = sum(bool(r.get("is_correct")) for r in ok)
+            lo, hi = _ci(correct, len(ok))
+            cls_cells.append(
+                {
+                    **base,
+                    "parsed": parsed,
+                    "unparsed": len(ok) - parsed,
+                    "correct": correct,
+                    "accuracy": round(correct / len(ok), 4) if ok else None,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                }
+            )
+    gen_cells.sort(key=_cell_order)
+    cls_cells.sort(key=_cell_order)
+
+    judging = {
+        "llm": judged_by.get("llm", 0),
+        "programmatic": judged_by.get("programmatic", 0),
+        "unjudged": judged_by.get("unjudged", 0),
+        "no_judge": judged_by.get("no_judge", 0),
+    }
+    judging["note"] = _judging_note(judging, config)
+    gen_total = _totals(gen_cells, "followed", "judged")
+    cls_total = _totals(cls_cells, "correct", "ok")
+    metrics = {
+        "prefeval/generation/accuracy": gen_total["accuracy"],
+        "prefeval/generation/judged": gen_total["n"],
+        "prefeval/classification/accuracy": cls_total["accuracy"],
+        "prefeval/classification/n": cls_total["n"],
+        "prefeval/skipped_context": sum(c["skipped_context"] for c in (*gen_cells, *cls_cells)),
+        "prefeval/failed": sum(c["failed"] for c in (*gen_cells, *cls_cells)),
+    }
+    cfg = config.to_dict() if hasattr(config, "to_dict") else (config or {})
+    return {
+        "task": "prefeval-v0",
+        "config": cfg,
+        "records": len(records),
+        "metrics": metrics,
+        "generation": {"cells": gen_cells, "judging": judging, "agreement": agreement(pairs)},
+        "classification": {"chance": CHANCE, "cells": cls_cells},
+        "run": run_info or {},
+    }
+
+
+def _totals(cells: list[dict[str, Any]], k: str, n: str) -> dict[str, Any]:
+    kk, nn = sum(c[k] for c in cells), sum(c[n] for c in cells)
+    return {"n": nn, "accuracy": round(kk / nn, 4) if nn else None}
+
+
+def _judging_note(j: dict[str, Any], config: Any) -> str:
+    judge = getattr(config, "judge", None) if config is not None and not isinstance(config, dict) else (config or {}).get("judge")
+    parts = []
+    if judge:
+        parts.append(f"LLM judge {judge} judged {j['llm']} generation(s)")
+    else:
+        parts.append("no LLM judge (--judge not given)")
+    parts.append(f"the programmatic judge (verifiable keywords / catalog) judged {j['programmatic']}")
+    if j["unjudged"]:
+        parts.append(f"{j['unjudged']} could not be judged (unparseable judge answer or judge failure) and are left out of accuracy")
+    if j["no_judge"]:
+        parts.append(f"{j['no_judge']} had no applicable judge (no --judge and no verifiable checks) and are left out of accuracy")
+    return "; ".join(parts) + "."
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def _acc_cell(c: dict[str, Any], n_key: str) -> str:
+    if c["accuracy"] is None:
+        return f"– (n=0{', skipped ' + str(c['skipped_context']) if c['skipped_context'] else ''})"
+    return f"{_pct(c['accuracy'])} [{100 * c['ci_low']:.0f}–{100 * c['ci_high']:.0f}] n={c[n_key]}"
+
+
+def _pivot(cells: list[dict[str, Any]], n_key: str) -> list[str]:
+    lines: list[str] = []
+    turns = sorted({c["turns"] for c in cells})
+    forms = [f for f in (*FORMS, *sorted({c["form"] for c in cells} - set(FORMS))) if any(c["form"] == f for c in cells)]
+    for form in forms:
+        lines += [f"**{form}** (accuracy, 95% Wilson CI, n)", ""]
+        lines.append("| method | " + " | ".join(f"{n + 2} turns" for n in turns) + " |")
+        lines.append("| --- | " + " | ".join("---" for _ in turns) + " |")
+        for method in sorted({c["method"] for c in cells if c["form"] == form}):
+            row = []
+            for n in turns:
+                c = next((c for c in cells if c["form"] == form and c["method"] == method and c["turns"] == n), None)
+                row.append("" if c is None else _acc_cell(c, n_key))
+            lines.append(f"| {method} | " + " | ".join(row) + " |")
+        lines.append("")
+    return lines
+
+
+def render_markdown(summary: dict[str, Any]) -> str:
+    """``report.md``: accuracy by method x turns x form, error types, judging, classification, usage."""
+    cfg = summary.get("config", {})
+    run = summary.get("run", {})
+    g, c = summary["generation"], summary["classification"]
+    lines = [
+        "# PrefEval run",
+        "",
+        f"- backend: `{cfg.get('backend')}`; judge: `{cfg.get('judge') or 'programmatic only'}`",
+        f"- data: `{run.get('data_dir') or cfg.get('data_dir') or 'built-in'}`; filler pairs per test: {cfg.get('turns')}"
+        " (paper turns = pairs + 2)",
+        f"- records: {summary['records']}; this invocation ran {run.get('tests_run', '?')} test(s) in "
+        f"{run.get('wall_s', '?')} s",
+        "",
+    ]
+    if g["cells"]:
+        lines += ["## Generation: preference following", "", "Accuracy = not violated and helpful, over judged answers.", ""]
+        lines += _pivot(g["cells"], "judged")
+        lines += [
+            "### Error types, judging and skips",
+            "",
+            "| method | form | turns | mean prompt tokens | judged | accuracy | 95% CI | unhelpful | unaware viol. | "
+            "halluc. viol. | inconsist. viol. | viol. (programmatic) | unjudged | no judge | skipped (context) | failed |",
+            "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for x in g["cells"]:
+            e = x["error_types"]
+            ci = "–" if x["ci_low"] is None else f"{100 * x['ci_low']:.1f}–{100 * x['ci_high']:.1f}%"
+            lines.append(
+                f"| {x['method']} | {x['form']} | {x['paper_turns']} | {x['mean_prompt_tokens']} | {x['judged']} | "
+                f"{_pct(x['accuracy'])} | {ci} | {e.get('unhelpful', 0)} | {e.get('preference_unaware_violation', 0)} | "
+                f"{e.get('hallucination_violation', 0)} | {e.get('inconsistency_violation', 0)} | {e.get('violation', 0)} | "
+                f"{x['unjudged']} | {x['no_judge']} | {x['skipped_context']} | {x['failed']} |"
+            )
+        a = g["agreement"]
+        lines += ["", "### How answers were judged", "", g["judging"]["note"], ""]
+        if a["n"]:
+            kappa = "undefined" if a["kappa"] is None else f"{a['kappa']:.3f}"
+            lines.append(
+                f"LLM judge vs programmatic judge on the {a['n']} answer(s) both judged: agreement "
+                f"{100 * a['rate']:.1f}%, Cohen's kappa {kappa} (LLM: {a['llm_followed']} followed, "
+                f"programmatic: {a['programmatic_followed']} followed)."
+            )
+        else:
+            lines.append("No answer was judged by both the LLM judge and the programmatic judge (no agreement to report).")
+        lines.append("")
+    if c["cells"]:
+        lines += ["## Classification: pick the answer that fits the user", "", f"Chance: {_pct(c['chance'])}.", ""]
+        lines += _pivot(c["cells"], "ok")
+        lines += [
+            "| method | form | turns | mean prompt tokens | answered | correct | accuracy | 95% CI | unparsed | skipped (context) | failed |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        ]
+        for x in c["cells"]:
+            ci = "–" if x["ci_low"] is None else f"{100 * x['ci_low']:.1f}–{100 * x['ci_high']:.1f}%"
+            lines.append(
+                f"| {x['method']} | {x['form']} | {x['paper_turns']} | {x['mean_prompt_tokens']} | {x['ok']} | {x['correct']} | "
+                f"{_pct(x['accuracy'])} | {ci} | {x['unparsed']} | {x['skipped_context']} | {x['failed']} |"
+            )
+        lines.append("")
+    usage = run.get("usage") or {}
+    if usage:
+        lines += ["## Usage (this invocation)", ""]
+        for who, u in usage.items():
+            if u:
+                lines.append(f"- {who}: " + ", ".join(f"{k}={v}" for k, v in u.items()))
+        lines.append("")
+    lines.append(f"Plot: `{PLOT_FILE}`.")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- plot
+
+
+def plot_accuracy(summary: dict[str, Any], path: str | Path) -> Path | None:
+    """Accuracy (with CIs) against mean prompt tokens, one line per method and form. None if empty."""
+    panels = [(name, summary[name]["cells"]) for name in ("generation", "classification") if summary[name]["cells"]]
+    if not panels:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
+    styles = {"explicit": "-", "implicit-choice": "--", "implicit-persona": ":"}
+    for ax, (name, cells) in zip(axes[0], panels):
+        for key in sorted({(c["method"], c["form"]) for c in cells}):
+            pts = sorted(
+                (c for c in cells if (c["method"], c["form"]) == key and c["accuracy"] is not None and c["mean_prompt_tokens"]),
+                key=lambda c: c["mean_prompt_tokens"],
+            )
+            if not pts:
+                continue
+            xs = [c["mean_prompt_tokens"] for c in pts]
+            ys = [100 * c["accuracy"] for c in pts]
+            err = [[100 * (c["accuracy"] - c["ci_low"]) for c in pts], [100 * (c["ci_high"] - c["accuracy"]) for c in pts]]
+            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, linestyle=styles.get(key[1], "-"), label=f"{key[0]} / {key[1]}")
+        if name == "classification":
+            ax.axhline(100 * CHANCE, color="grey", linewidth=1, linestyle="-.", label="chance")
+        ax.set_xscale("log")
+        ax.set_ylim(-2, 102)
+        ax.set_xlabel("prompt tokens (mean, log scale)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(f"PrefEval {name}")
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no judged answers", transform=ax.transAxes, ha="center", va="center", color="grey")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def write_outputs(out_dir: str | Path, records: Sequence[dict[str, Any]], config: Any, run_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``summary.json``, ``report.md`` and the plot; return the summary."""
+    out = Path(out_dir)
+    summary = summarize(records, config, run_info)
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "report.md", render_markdown(summary))
+    plot_accuracy(summary, out / PLOT_FILE)
+    return summary
+
+
+def rebuild_outputs(out_dir: str | Path) -> dict[str, Any]:
+    """Recompute the summary, report and plot of a run directory from its records."""
+    from persona_lab.eval.prefeval.runner import ITEMS_FILE
+
+    out = Path(out_dir)
+    latest: dict[str, dict[str, Any]] = {}
+    for r in read_jsonl(out / ITEMS_FILE):
+        latest[r["key"]] = r
+    cfg_path = out / "config.json"
+    config = json.loads(cfg_path.read_text(encoding="utf-8")).get("config", {}) if cfg_path.exists() else {}
+    old = out / "summary.json"
+    run_info = json.loads(old.read_text(encoding="utf-8")).get("run", {}) if old.exists() else {}
+    return write_outputs(out, list(latest.values()), config, run_info)
+
