@@ -2,6 +2,8 @@
 
 from persona_lab.agents import baselines as _baselines  # noqa: F401  (registers agents)
 from persona_lab.agents import learners as _learners  # noqa: F401
+from persona_lab.agents import marketplace_agents as _marketplace_agents  # noqa: F401
+from persona_lab.agents import persuasion_agents as _persuasion_agents  # noqa: F401
 from persona_lab.agents.base import AGENTS, Agent, Transition, TruthAware, create_agent, register_for_task
 
 __all__ = ["AGENTS", "Agent", "Transition", "TruthAware", "create_agent", "register_for_task"]

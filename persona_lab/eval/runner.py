@@ -348,3 +348,7 @@ def environment_info() -> dict[str, Any]:
         rev = None
     return {"versions": versions, "git_revision": rev, "python": platform.python_version(),
             "platform": platform.platform(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+from persona_lab.eval import marketplace_metrics as _marketplace_metrics  # noqa: E402,F401  (registers its metrics)
+from persona_lab.eval import persuasion_metrics as _persuasion_metrics  # noqa: E402,F401  (registers its metrics)

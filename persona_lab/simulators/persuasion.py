@@ -1,0 +1,585 @@
+"""PersuasionForGood-style persuadees: a hidden persona, a dialogue, a donation of $0-2 at the end.
+
+The persuader asks the persuadee to donate part of a $2 task bonus to Save the Children. The
+persuadee has a hidden persona: an initial inclination, objections (ordered by salience) and the
+persuasion strategies that move it or put it off. Two forms:
+
+* :class:`ScriptedPersuadee` — a state machine over objections addressed and strategies used.
+  Strategies and objection answers are recognized from cue phrases (the vocabulary below, which the
+  scripted persuader skills also write from). Each turn changes the hidden *willingness*: a strategy
+  the persona is moved by adds much, a neutral one a little, one it dislikes subtracts, each with
+  diminishing returns when repeated; answering an open objection adds and closes it; asking for money
+  while objections are open costs a little; an empty turn bores. Phrasing and a small noise come from
+  the turn's generator, so a turn is a pure function of (state, agent text, seed).
+* :class:`LLMPersuadee` — any ChatModel plays the persona, reporting its willingness on a hidden line
+  and its decision on a marked line; donations are parsed robustly.
+
+A dialogue is a value (:class:`Dialogue`: persona, opening, exchanges with the state and seed of each
+user turn), so :func:`regenerate` can replay it up to a turn and re-simulate the user from there with a
+different agent turn — the primitive of hindsight regeneration.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from persona_lab.core.errors import ConfigError
+from persona_lab.core.messages import Message
+from persona_lab.core.seeding import derive_seed, make_rng
+from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams, Usage
+
+MAX_DONATION = 2.0
+CHARITY = "Save the Children"
+
+# Strategy -> cue phrases (lowercase) that recognize it in a persuader turn.
+STRATEGY_CUES: dict[str, tuple[str, ...]] = {
+    "logical_appeal": ("research shows", "evidence", "statistic", "makes sense", "cost-effective", "every dollar",
+                       "per dollar", "measurable", "logically", "the numbers"),
+    "emotional_appeal": ("imagine", "heartbreaking", "suffering", "hungry", "frightened", "scared", "desperate",
+                         "breaks my heart", "they need you", "innocent"),
+    "credibility_appeal": ("founded in 1919", "charity navigator", "four-star", "audited", "track record",
+                           "reputable", "highly rated", "accountable", "transparent about"),
+    "personal_story": ("i remember", "my friend", "my sister", "my brother", "when i was", "i once", "i met",
+                       "a girl named", "a boy named", "true story"),
+    "foot_in_the_door": ("even a small", "just a little", "just 10 cents", "even 10 cents", "start small",
+                         "any amount", "a few cents", "even a dime"),
+    "self_modeling": ("i donate", "i'm donating", "i am donating", "i will donate", "i'll donate", "i gave",
+                      "i myself", "i also give", "i just donated"),
+    "donation_information": ("from your task bonus", "from your bonus", "deducted from", "goes directly",
+                             "the researchers will", "your payment", "out of your $2", "of your $2"),
+}
+STRATEGIES: tuple[str, ...] = tuple(STRATEGY_CUES)
+STRATEGY_NAMES = {s: s.replace("_", " ") for s in STRATEGIES}
+
+
+@dataclass(frozen=True)
+class Objection:
+    """A reason not to donate: how the persuadee voices it and which phrases answer it."""
+
+    id: str
+    voiced: tuple[str, ...]
+    answered_by: tuple[str, ...]
+    counter: str  # a sentence that answers it (what the scripted persuader says)
+
+
+OBJECTIONS: dict[str, Objection] = {o.id: o for o in (
+    Objection("cant_afford", ("Honestly, money is tight for me right now.", "I can't really spare money at the moment."),
+              ("small amount", "any amount", "cents", "just a little", "won't miss", "only from the bonus"),
+              "It would only come out of this task's bonus, and any amount helps, even a few cents you won't miss."),
+    Objection("doubts_effectiveness", ("I'm not sure my little bit would make any difference.",
+                                       "Does a small donation actually change anything?"),
+              ("makes a difference", "make a difference", "impact", "provides", "vaccines", "a week of meals",
+               "enough to"),
+              "It really makes a difference: a single dollar provides enough to vaccinate a child against measles."),
+    Objection("distrusts_charities", ("A lot of charities waste most of the money on overhead.",
+                                      "How do I know the money isn't eaten up by overhead?"),
+              ("overhead", "percent goes", "% goes", "audited", "charity navigator", "transparent"),
+              "They are audited every year and about 86 percent goes directly to programs, not overhead."),
+    Objection("prefers_local", ("I'd rather help people in my own community.", "Shouldn't we help kids here at home first?"),
+              ("in the united states", "in the us", "here at home", "rural america", "local", "in our own country"),
+              "They also run programs here at home, in the United States, for kids in poor rural communities."),
+    Objection("unfamiliar", ("I've never heard of Save the Children.", "What is this organization, exactly?"),
+              ("international", "organization", "since 1919", "founded", "120 countries", "over 100 countries"),
+              "Save the Children is an international organization founded in 1919 that works in over 100 countries."),
+    Objection("already_donates", ("I already give to other causes.", "I donate elsewhere already."),
+              ("in addition", "on top of", "every bit", "both", "another cause", "as well"),
+              "That's great, and this could be a small extra on top of what you give; every bit adds up."),
+    Objection("suspicious_of_online", ("How do I even know this donation is real?", "This sounds a bit like a scam."),
+              ("researchers", "deducted", "your bonus", "verify", "website", "receipt"),
+              "The researchers running this task deduct it from your bonus and send it; you can verify it on their website."),
+)}
+
+ASK_CUES = ("would you donate", "would you like to donate", "will you donate", "could you donate",
+            "can you donate", "how much", "consider donating", "make a donation", "to donate some", "to donate part",
+            "would you be willing", "are you willing", "want to donate", "like to give")
+
+
+def detect_strategies(text: str) -> tuple[str, ...]:
+    low = text.lower().replace("’", "'")
+    return tuple(s for s, cues in STRATEGY_CUES.items() if any(c in low for c in cues))
+
+
+def detect_answered(text: str, objections: Sequence[str]) -> tuple[str, ...]:
+    low = text.lower().replace("’", "'")
+    return tuple(o for o in objections if any(c in low for c in OBJECTIONS[o].answered_by))
+
+
+def detect_ask(text: str) -> bool:
+    low = text.lower().replace("’", "'")
+    return any(c in low for c in ASK_CUES)
+
+
+@dataclass(frozen=True)
+class PersuadeePersona:
+    """Who the persuadee is (hidden from the persuader)."""
+
+    id: str
+    inclination: float
+    objections: tuple[str, ...]
+    moved_by: tuple[str, ...]
+    put_off_by: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """The persona in words (what an LLM persuadee and the oracle persuader are told)."""
+        lean = ("very reluctant" if self.inclination < 0.25 else "somewhat reluctant" if self.inclination < 0.45
+                else "open" if self.inclination < 0.65 else "quite willing")
+        objs = "; ".join(OBJECTIONS[o].voiced[0] for o in self.objections) or "none in particular"
+        moved = ", ".join(STRATEGY_NAMES[s] for s in self.moved_by) or "nothing in particular"
+        off = ", ".join(STRATEGY_NAMES[s] for s in self.put_off_by)
+        text = (f"You start {lean} to donate to charity. Your concerns, most important first: {objs} "
+                f"You are moved most by: {moved}.")
+        return text + (f" You are put off by: {off}." if off else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "inclination": self.inclination, "objections": list(self.objections),
+                "moved_by": list(self.moved_by), "put_off_by": list(self.put_off_by)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PersuadeePersona:
+        return cls(str(d["id"]), float(d["inclination"]), tuple(d["objections"]), tuple(d["moved_by"]),
+                   tuple(d.get("put_off_by", ())))
+
+
+def sample_persona(rng: np.random.Generator, persona_id: str = "persuadee") -> PersuadeePersona:
+    """A persona drawn with ``rng``: inclination ~ Beta(2, 3.5), 1-3 objections, 2 strategies that move
+    it and (half the time) one that puts it off. (With the scripted ``no-learning`` persuader about 58%
+    of these personas give something, near PersuasionForGood's 54%.)"""
+    inclination = round(float(rng.beta(2.0, 3.5)), 3)
+    ids = list(OBJECTIONS)
+    objections = tuple(ids[int(i)] for i in rng.choice(len(ids), size=int(rng.integers(1, 4)), replace=False))
+    order = [STRATEGIES[int(i)] for i in rng.permutation(len(STRATEGIES))]
+    put_off = (order[2],) if rng.random() < 0.5 else ()
+    return PersuadeePersona(persona_id, inclination, objections, tuple(order[:2]), put_off)
+
+
+def persona_for_index(index: int, seed: int = 0) -> PersuadeePersona:
+    """Persona ``index`` of the population ``seed`` (the same everywhere)."""
+    return sample_persona(make_rng("persuadee", seed, index), f"persuadee-{seed}-{index}")
+
+
+@dataclass(frozen=True)
+class PersuadeeState:
+    """The persuadee's hidden state after a turn."""
+
+    willingness: float
+    open_objections: tuple[str, ...]
+    voiced: tuple[str, ...] = ()
+    strategy_counts: tuple[tuple[str, int], ...] = ()
+    asked: int = 0
+    turn: int = 0
+    decided: bool = False
+    ended: bool = False  # said goodbye without being asked
+    donation: float | None = None
+
+    def count(self, strategy: str) -> int:
+        return dict(self.strategy_counts).get(strategy, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"willingness": self.willingness, "open_objections": list(self.open_objections),
+                "voiced": list(self.voiced), "strategy_counts": dict(self.strategy_counts), "asked": self.asked,
+                "turn": self.turn, "decided": self.decided, "ended": self.ended, "donation": self.donation}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PersuadeeState:
+        return cls(float(d["willingness"]), tuple(d["open_objections"]), tuple(d.get("voiced", ())),
+                   tuple(sorted(dict(d.get("strategy_counts", {})).items())), int(d.get("asked", 0)),
+                   int(d.get("turn", 0)), bool(d.get("decided", False)), bool(d.get("ended", False)),
+                   None if d.get("donation") is None else float(d["donation"]))
+
+
+def initial_state(persona: PersuadeePersona) -> PersuadeeState:
+    return PersuadeeState(persona.inclination, persona.objections)
+
+
+def donation_amount(willingness: float, open_objections: Sequence[str] = ()) -> float:
+    """Dollars given at a willingness: $0 up to 0.4, rising linearly to $2 at 0.9, in 10-cent steps;
+    at most $0.50 while "money is tight" is still open."""
+    amount = min(MAX_DONATION, max(0.0, MAX_DONATION * (willingness - 0.4) / 0.5))
+    if "cant_afford" in open_objections:
+        amount = min(amount, 0.5)
+    return round(round(amount * 10) / 10, 2)
+
+
+@dataclass(frozen=True)
+class PersuadeeTurn:
+    """One persuadee reply with the state it leaves and what changed (privileged)."""
+
+    reply: str
+    state: PersuadeeState
+    trace: Mapping[str, Any] = field(default_factory=dict)
+    usage: tuple[Usage, ...] = ()
+
+
+@runtime_checkable
+class Persuadee(Protocol):
+    """State in, (reply, state) out; the model client, if any, is injected."""
+
+    def greet(self, persona: PersuadeePersona, rng: np.random.Generator) -> str: ...
+
+    def respond(self, persona: PersuadeePersona, history: Sequence[Message], state: PersuadeeState,
+                agent_text: str, rng: np.random.Generator) -> PersuadeeTurn: ...
+
+    def decide(self, persona: PersuadeePersona, history: Sequence[Message], state: PersuadeeState,
+               rng: np.random.Generator) -> PersuadeeTurn: ...
+
+
+def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:
+    return options[int(rng.integers(len(options)))]
+
+
+def _lower_first(text: str) -> str:
+    return text if re.match(r"I\b", text) else text[:1].lower() + text[1:]
+
+
+_GREETINGS = ("Hi! I'm doing well, thanks. What did you want to talk about?", "Hello! Sure, I have a few minutes.",
+              "Hey, how are you? What's up?")
+_MOVED = ("That's really something to think about.", "Okay, that does get to me.", "Hm, that's a good point.")
+_PUT_OFF = ("Please don't pressure me like that.", "I don't love that kind of pitch, to be honest.")
+_ANSWERED = ("Okay, that answers my worry.", "That's good to know.", "Alright, that makes me feel better about it.")
+_CURIOUS = ("Tell me more about what they do.", "What kind of work do they do?", "Okay, go on.")
+_READY = ("That sounds like a good cause. How would I donate?", "I think I'd like to help.")
+_BORED = ("Okay.", "Sure.", "I'm not sure what you mean.")
+_GOODBYE = "I don't think this is for me. I'm going to go now, bye."
+
+
+def _decision_text(amount: float, rng: np.random.Generator) -> str:
+    if amount <= 0:
+        return _pick(rng, ("Sorry, I don't think I'll donate this time.", "I'll pass on donating, sorry."))
+    return _pick(rng, (f"Okay, I'll donate ${amount:.2f}.", f"Alright, put me down for ${amount:.2f}."))
+
+
+@dataclass(frozen=True)
+class ScriptedPersuadee:
+    """The deterministic persuadee (see the module docstring).
+
+    Args:
+        moved: willingness gained from a strategy the persona is moved by (first use).
+        neutral: gained from any other strategy.
+        put_off: lost to a strategy the persona dislikes.
+        answered: gained per objection answered.
+        pushy: lost when asked for money while objections are open.
+        bored: lost to a turn with no strategy and no answer.
+        noise: standard deviation of the per-turn noise.
+        ready_at: willingness at which the persuadee decides when asked even with objections open.
+    """
+
+    moved: float = 0.16
+    neutral: float = 0.04
+    put_off: float = 0.12
+    answered: float = 0.12
+    pushy: float = 0.06
+    bored: float = 0.03
+    noise: float = 0.02
+    ready_at: float = 0.6
+
+    def greet(self, persona: PersuadeePersona, rng: np.random.Generator) -> str:
+        return _pick(rng, _GREETINGS)
+
+    def respond(self, persona: PersuadeePersona, history: Sequence[Message], state: PersuadeeState,
+                agent_text: str, rng: np.random.Generator) -> PersuadeeTurn:
+        strategies = detect_strategies(agent_text)
+        answered = detect_answered(agent_text, state.open_objections)
+        asked = detect_ask(agent_text)
+        delta = 0.0
+        counts = dict(state.strategy_counts)
+        for s in strategies:
+            base = self.moved if s in persona.moved_by else -self.put_off if s in persona.put_off_by else self.neutral
+            delta += base * (0.5 ** counts.get(s, 0)) if base > 0 else base
+            counts[s] = counts.get(s, 0) + 1
+        delta += self.answered * len(answered)
+        open_now = tuple(o for o in state.open_objections if o not in answered)
+        if asked and open_now:
+            delta -= self.pushy
+        if not strategies and not answered and not asked:
+            delta -= self.bored
+        delta += float(rng.normal(0.0, self.noise)) if self.noise else 0.0
+        w = min(1.0, max(0.0, state.willingness + delta))
+        st = replace(state, willingness=round(w, 4), open_objections=open_now,
+                     strategy_counts=tuple(sorted(counts.items())), asked=state.asked + int(asked),
+                     turn=state.turn + 1)
+        trace = {"strategies": list(strategies), "answered": list(answered), "asked": asked,
+                 "willingness_before": state.willingness, "willingness_after": st.willingness,
+                 "delta": round(st.willingness - state.willingness, 4)}
+        if asked and (not open_now or w >= self.ready_at or st.asked >= 2 or w < 0.15):
+            amount = donation_amount(w, open_now)
+            st = replace(st, decided=True, donation=amount)
+            return PersuadeeTurn(_decision_text(amount, rng), st, trace)
+        if w < 0.05 and st.turn >= 2:
+            st = replace(st, decided=True, ended=True, donation=0.0)
+            return PersuadeeTurn(_GOODBYE, st, trace)
+        parts = []
+        if any(s in persona.put_off_by for s in strategies):
+            parts.append(_pick(rng, _PUT_OFF))
+        elif any(s in persona.moved_by for s in strategies):
+            parts.append(_pick(rng, _MOVED))
+        if answered:
+            parts.append(_pick(rng, _ANSWERED))
+        unvoiced = [o for o in open_now if o not in st.voiced]
+        voiced_open = [o for o in open_now if o in st.voiced]
+        if unvoiced and w < 0.75:
+            parts.append(_pick(rng, OBJECTIONS[unvoiced[0]].voiced))
+            st = replace(st, voiced=(*st.voiced, unvoiced[0]))
+        elif voiced_open and w < self.ready_at:
+            parts.append("As I said, " + _lower_first(_pick(rng, OBJECTIONS[voiced_open[0]].voiced)))
+        elif w >= self.ready_at:
+            parts.append(_pick(rng, _READY))
+        elif not parts:
+            parts.append(_pick(rng, _CURIOUS if strategies or answered else _BORED))
+        return PersuadeeTurn(" ".join(parts), st, trace)
+
+    def decide(self, persona: PersuadeePersona, history: Sequence[Message], state: PersuadeeState,
+               rng: np.random.Generator) -> PersuadeeTurn:
+        amount = donation_amount(state.willingness, state.open_objections)
+        st = replace(state, decided=True, donation=amount)
+        return PersuadeeTurn("I have to go now. " + _decision_text(amount, rng), st, {"forced_decision": True})
+
+
+# --- LLM persuadee ------------------------------------------------------------------------------
+_AMOUNT = re.compile(r"\$\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*(dollars?|bucks?|usd|cents?|¢)", re.IGNORECASE)
+_ZERO = re.compile(r"(?i)\b(?:nothing|not donate|won't donate|will not donate|no donation|don't want to donate|"
+                   r"do not want to donate|pass on donating|zero|\$?0(?:\.0+)?\b(?! ?cents))")
+_ALL = re.compile(r"(?i)\b(?:all of it|the whole (?:thing|bonus|\$?2)|entire bonus|full amount|everything|all \$?2)\b")
+_HALF = re.compile(r"(?i)\bhalf\b")
+_BUDGET_AFTER = re.compile(r"(?i)\s*(?:task\s+|hit\s+)?(?:bonus|payment|reward)\b")
+
+
+def parse_donation(text: str) -> float | None:
+    """Dollars in [0, 2] from free text: a ``DONATION:``/``DECISION:`` line first, then amounts near
+    "donate", then words (nothing, half, all of it); None when no amount can be read."""
+    marked = re.search(r"(?i)\b(?:donation|decision|donate)\s*[:=]\s*(.+)", text)
+    if marked:
+        got = _amount_in(marked.group(1))
+        if got is not None:
+            return got
+    return _amount_in(text)
+
+
+def _amount_in(text: str) -> float | None:
+    amounts = []
+    for m in _AMOUNT.finditer(text):
+        value = float(m.group(1) or m.group(2))
+        unit = (m.group(3) or "").lower()
+        if unit.startswith(("cent", "¢")):
+            value /= 100.0
+        if _BUDGET_AFTER.match(text, m.end()):
+            continue  # "of my $2 bonus" is the budget, not the amount
+        amounts.append(value)
+    if amounts:
+        return round(min(MAX_DONATION, max(0.0, amounts[0])), 2)
+    if _ALL.search(text):
+        return MAX_DONATION
+    if _HALF.search(text):
+        return 1.0
+    if _ZERO.search(text):
+        return 0.0
+    return None
+
+
+class LLMPersuadee:
+    """A persuadee played by any ChatModel.
+
+    Each reply carries two hidden lines the env strips: ``WILLINGNESS: <0-10>`` (the privileged state;
+    when missing, the previous value stands) and, once the persona decides, ``DECISION: $<amount>``
+    (or ``GOODBYE``). At the budget's end a separate prompt asks for the donation.
+
+    Args:
+        model: the ChatModel (injected).
+        max_new_tokens: reply budget.
+    """
+
+    def __init__(self, model: ChatModel, *, max_new_tokens: int = 160) -> None:
+        self.model = model
+        self.params = GenerationParams(max_new_tokens=max_new_tokens)
+
+    def _ask(self, messages: Any) -> tuple[str, Usage]:
+        (c,) = self.model.generate([ChatRequest.of(messages, self.params)])
+        return c.text, c.usage
+
+    def greet(self, persona: PersuadeePersona, rng: np.random.Generator) -> str:
+        return _pick(rng, _GREETINGS)  # a fixed greeting: the persuader opens the real conversation
+
+    def respond(self, persona: PersuadeePersona, history: Sequence[Message], state: PersuadeeState,
+                agent_text: str, rng: np.random.Generator) -> PersuadeeTurn:
+        from persona_lab.simulators import persuasion_prompts as P
+
+        text, usage = self._ask(P.persuadee_turn_prompt(persona, history, agent_text))
+        parsed = P.parse_persuadee_turn(text)
+        w = parsed.willingness if parsed.willingness is not None else state.willingness
+        st = replace(state, willingness=w, turn=state.turn + 1, asked=state.asked + int(detect_ask(agent_text)))
+        trace = {"strategies": list(detect_strategies(agent_text)), "asked": detect_ask(agent_text),
+                 "willingness_before": state.willingness, "willingness_after": w,
+                 "delta": round(w - state.willingness, 4), "parse_failed": parsed.willingness is None}
+        if parsed.goodbye:
+            st = replace(st, decided=True, ended=True, donation=0.0 if parsed.donation is None else parsed.donation)
+        elif parsed.donation is not None:
+            st = replace(st, decided=True, donation=parsed.donation)
+        return PersuadeeTurn(parsed.reply or "Okay.", st, trace, (usage,))
+
+    def decide(self, persona: PersuadeePersona, history: Sequence[Message], state: PersuadeeState,
+               rng: np.random.Generator) -> PersuadeeTurn:
+        from persona_lab.simulators import persuasion_prompts as P
+
+        text, usage = self._ask(P.persuadee_decision_prompt(persona, history))
+        amount = parse_donation(text)
+        failed = amount is None
+        amount = donation_amount(state.willingness) if amount is None else amount
+        st = replace(state, decided=True, donation=amount)
+        reply = P.strip_hidden(text) or _decision_text(amount, rng)
+        return PersuadeeTurn(reply, st, {"forced_decision": True, "parse_failed": failed}, (usage,))
+
+
+def make_persuadee(kind: str | Persuadee, model: ChatModel | None = None, *, noise: float = 0.02) -> Persuadee:
+    """``"scripted"`` or ``"llm"`` (needs ``model``), or a Persuadee passed through."""
+    if not isinstance(kind, str):
+        return kind
+    if kind == "scripted":
+        return ScriptedPersuadee(noise=noise)
+    if kind == "llm":
+        if model is None:
+            raise ConfigError("the llm persuadee needs a model backend",
+                              hint="pass --backend hf:<model> or openai:<model>@<url>, or user='scripted'")
+        return LLMPersuadee(model)
+    raise ConfigError(f"unknown persuadee {kind!r}", hint="use 'scripted' or 'llm'")
+
+
+# --- dialogues and regeneration -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Exchange:
+    """Agent turn t, the persuadee's reply, the state it left, the seed of the user's generator."""
+
+    agent: str
+    user: str
+    state: PersuadeeState
+    seed: int
+    trace: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"agent": self.agent, "user": self.user, "state": self.state.to_dict(), "seed": self.seed,
+                "trace": dict(self.trace)}
+
+
+@dataclass(frozen=True)
+class Dialogue:
+    """A persuasion dialogue as a value: the persona, the opening and the exchanges."""
+
+    persona: PersuadeePersona
+    opening: str
+    start: PersuadeeState
+    exchanges: tuple[Exchange, ...]
+    budget: int
+
+    @property
+    def state(self) -> PersuadeeState:
+        return self.exchanges[-1].state if self.exchanges else self.start
+
+    @property
+    def donation(self) -> float | None:
+        return self.state.donation
+
+    @property
+    def finished(self) -> bool:
+        return self.state.decided
+
+    def state_before(self, t: int) -> PersuadeeState:
+        return self.exchanges[t - 1].state if t > 0 else self.start
+
+    def history(self, t: int | None = None) -> tuple[Message, ...]:
+        """Messages before agent turn ``t`` (all of them by default), from the persuader's side:
+        the persuadee is ``user``, the persuader ``assistant``."""
+        t = len(self.exchanges) if t is None else t
+        out = [Message("user", self.opening)]
+        for ex in self.exchanges[:t]:
+            out += [Message("assistant", ex.agent), Message("user", ex.user)]
+        return tuple(out)
+
+    def render(self, t: int | None = None) -> str:
+        return "\n".join(f"{'Persuadee' if m.role == 'user' else 'Persuader'}: {m.content}" for m in self.history(t))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"persona": self.persona.to_dict(), "opening": self.opening, "start": self.start.to_dict(),
+                "exchanges": [e.to_dict() for e in self.exchanges], "budget": self.budget}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Dialogue:
+        return cls(PersuadeePersona.from_dict(d["persona"]), str(d["opening"]), PersuadeeState.from_dict(d["start"]),
+                   tuple(Exchange(e["agent"], e["user"], PersuadeeState.from_dict(e["state"]), int(e["seed"]),
+                                  dict(e.get("trace", {}))) for e in d["exchanges"]), int(d["budget"]))
+
+
+def play_turn(user: Persuadee, dialogue: Dialogue, agent_text: str, seed: int) -> Exchange:
+    """One user turn after ``agent_text``, with the generator ``seed``; at the budget's last turn an
+    undecided persuadee is made to decide. Env and :func:`regenerate` share this one function."""
+    rng = np.random.default_rng(seed)
+    history = dialogue.history()
+    turn = user.respond(dialogue.persona, history, dialogue.state, agent_text, rng)
+    reply, state, trace, usage = turn.reply, turn.state, dict(turn.trace), list(turn.usage)
+    if not state.decided and len(dialogue.exchanges) + 1 >= dialogue.budget:
+        final = user.decide(dialogue.persona, (*history, Message("assistant", agent_text), Message("user", reply)),
+                            state, rng)
+        reply, state = f"{reply} {final.reply}".strip(), final.state
+        failed = bool(trace.get("parse_failed") or final.trace.get("parse_failed"))
+        trace.update(final.trace)
+        trace["parse_failed"] = failed
+        usage.extend(final.usage)
+    trace["usage"] = [asdict(u) for u in usage]
+    return Exchange(agent_text, reply, state, int(seed), trace)
+
+
+def _finish(user: Persuadee, dialogue: Dialogue, seed: int) -> Dialogue:
+    """Make an undecided persuadee decide now (the persuader has nothing more to say)."""
+    if dialogue.finished or not dialogue.exchanges:
+        return dialogue
+    rng = np.random.default_rng(seed)
+    final = user.decide(dialogue.persona, dialogue.history(), dialogue.state, rng)
+    last = dialogue.exchanges[-1]
+    failed = bool(last.trace.get("parse_failed") or final.trace.get("parse_failed"))
+    merged = replace(last, user=f"{last.user} {final.reply}".strip(), state=final.state,
+                     trace={**last.trace, **final.trace, "parse_failed": failed})
+    return replace(dialogue, exchanges=(*dialogue.exchanges[:-1], merged))
+
+
+def regenerate(dialogue: Dialogue, from_turn: int, new_agent_turn: str, user: Persuadee, seed: int | None = None,
+               *, agent: Callable[[Dialogue], str] | None = None) -> Dialogue:
+    """Replay ``dialogue`` up to agent turn ``from_turn``, put ``new_agent_turn`` there and re-simulate.
+
+    Turns before ``from_turn`` are kept as they are (same texts, same states). From there the user is
+    simulated again; the persuader's later turns come from ``agent`` (called with the dialogue so far)
+    or, without one, are the original later turns replayed. When the persuader runs out of turns
+    before the user decides, the user decides then; the budget is the original one.
+
+    Args:
+        dialogue: a (finished or not) dialogue.
+        from_turn: index of the agent turn to replace (0 = the first persuader turn).
+        new_agent_turn: the replacement persuader turn.
+        user: the persuadee simulator (scripted or LLM).
+        seed: seeds the re-simulated user turns; ``None`` reuses the original turns' seeds, so giving
+            the original turn back reproduces the original dialogue exactly (scripted user).
+        agent: optional persuader for the turns after ``from_turn``.
+    """
+    if not 0 <= from_turn < len(dialogue.exchanges):
+        raise ConfigError(f"from_turn {from_turn} is outside the dialogue's {len(dialogue.exchanges)} agent turns",
+                          hint=f"use 0..{len(dialogue.exchanges) - 1}")
+
+    def seed_for(t: int) -> int:
+        if seed is None and t < len(dialogue.exchanges):
+            return dialogue.exchanges[t].seed
+        return derive_seed("regenerate", dialogue.exchanges[0].seed if seed is None else seed, t)
+
+    out = replace(dialogue, exchanges=dialogue.exchanges[:from_turn])
+    text: str | None = new_agent_turn
+    t = from_turn
+    while text is not None and t < dialogue.budget:
+        out = replace(out, exchanges=(*out.exchanges, play_turn(user, out, text, seed_for(t))))
+        if out.finished:
+            return out
+        t += 1
+        if agent is not None:
+            text = agent(out)
+        else:
+            text = dialogue.exchanges[t].agent if t < len(dialogue.exchanges) else None
+    return _finish(user, out, seed_for(t))
