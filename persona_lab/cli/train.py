@@ -57,6 +57,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     dp.add_argument("--out", required=True, help="where to save: *.parquet, *.jsonl, or a folder (save_to_disk)")
     dp.add_argument("--edited-only", action="store_true",
                     help="edit-world SFT: only rounds where the user changed the draft")
+    dp.add_argument("--methods", default=None,
+                    help="PrefEval: only answers of these methods, comma-separated (the paper used reminder)")
+    dp.add_argument("--judge", default="primary", choices=["primary", "programmatic", "llm", "all"],
+                    help="PrefEval: the verdict that decides 'followed' (default: the run's primary judge)")
+    dp.add_argument("--keep-method-text", action="store_true",
+                    help="PrefEval: keep the method's added prompt text (default: removed)")
     dp.set_defaults(func=run_data)
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
     return p
@@ -163,11 +169,26 @@ def run_data(args: argparse.Namespace) -> int:
         if args.kind != "sft":
             raise ConfigError("--edited-only applies to --kind sft", hint="preference pairs are edited rounds already")
         ds = data_mod.sft_from_edit_run(args.source, edited_only=True)
+    elif _is_prefeval(args.source):
+        if args.kind != "sft":
+            raise ConfigError("a PrefEval run gives SFT data", hint="use --kind sft")
+        methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
+        ds = data_mod.sft_from_prefeval_run(args.source, methods=methods, judge=args.judge,
+                                            keep_method_text=args.keep_method_text)
     else:
         ds = data_mod.load_training_data(args.source, kind=args.kind)
     fmt = data_mod.check_dataset(ds, kind=args.kind, source=args.source) if len(ds) else "empty"
     path = data_mod.save_dataset(ds, args.out)
-    Console(highlight=False).print(
+    Console(highlight=False, soft_wrap=True).print(
         f"{len(ds)} {args.kind} examples ({fmt}; columns: {', '.join(ds.column_names)}) -> {path}"
     )
     return 0
+
+
+def _is_prefeval(source: str) -> bool:
+    from pathlib import Path
+
+    from persona_lab.train.data import PREFEVAL_FILE
+
+    path = Path(source)
+    return (path / PREFEVAL_FILE).is_file() or path.name == PREFEVAL_FILE

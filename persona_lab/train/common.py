@@ -223,9 +223,16 @@ def _coerce(f: dataclasses.Field, value: Any, cls: type[TrainConfig]) -> Any:
     elif kind is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # PyYAML reads 5e-5 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif kind is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
     elif kind is str:
         if f.name == "bf16" and isinstance(value, bool):
             return "true" if value else "false"

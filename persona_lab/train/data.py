@@ -14,7 +14,8 @@ Builders:
   record's base drafting prompt). Only rounds where the user changed the draft count.
 - :func:`sft_from_edit_run`: the same run -> ``(prompt, edited text)`` targets.
 - :func:`sft_from_prefeval_run`: a PrefEval run (``items.jsonl``) -> the answers judged
-  preference-following, with the method's extra prompt text removed (the PrefEval SFT recipe).
+  preference-following, with the method's extra prompt text removed (the PrefEval SFT recipe);
+  the prompts hold the whole long conversation, so raise ``max_length`` to fit them.
 - :func:`load_jsonl_dataset`: any JSONL in TRL's formats, validated row by row; a bad row is a
   :class:`DataError` naming the file, the line and the field.
 
@@ -31,7 +32,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from persona_lab.core.errors import DataError
+from persona_lab.core.errors import DataError, PersonaLabError
+
+_LOAD_ERRORS = (PersonaLabError, OSError)
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Dataset
@@ -330,14 +333,118 @@ def _from_rows(rows: list[dict[str, Any]], cols: tuple[str, ...], with_meta: boo
 # PrefEval runs
 
 
-def sft_from_prefeval_run(run: str | os.PathLike[str]) -> Dataset:
-    """SFT data from a PrefEval run (``items.jsonl``); see the implementation below this stub."""
-    raise DataError(
-        "building SFT data from PrefEval runs is not available yet",
-        path=str(run),
-        hint="the PrefEval harness's items.jsonl format is not final; export the answers as JSONL in TRL's "
-        "prompt/completion format and pass that file instead",
-    )
+JUDGE_CHOICES = ("primary", "programmatic", "llm", "all")
+
+
+def _prefeval_followed(rec: Mapping[str, Any], judge: str) -> bool:
+    """Whether the chosen verdict(s) say the answer followed the preference (unjudged: no)."""
+    if judge == "primary":
+        return rec.get("followed") is True
+    verdicts = rec.get("judges") or {}
+    if judge == "all":
+        return bool(verdicts) and all(isinstance(v, Mapping) and v.get("followed") is True for v in verdicts.values())
+    verdict = verdicts.get(judge)
+    return isinstance(verdict, Mapping) and verdict.get("followed") is True
+
+
+def sft_from_prefeval_run(
+    run: str | os.PathLike[str],
+    *,
+    methods: Sequence[str] | None = None,
+    judge: str = "primary",
+    keep_method_text: bool = False,
+    filler: str | os.PathLike[str] | None = None,
+    with_meta: bool = True,
+) -> Dataset:
+    """SFT data from a PrefEval run: the answers judged preference-following (the PrefEval SFT recipe).
+
+    Keeps generation tests recorded ``ok`` whose verdict says ``followed``; the prompt is the exact
+    conversation the model saw (system prompt, preference block, filler, question with its length
+    instruction) **without the method's added text** (the reminder sentence, RAG's retrieved
+    messages, CoT examples), so the model learns to follow the preference unprompted; the target is
+    the final answer (for self-critic, the revision). Later records of the same test key replace
+    earlier ones, as in the harness.
+
+    Args:
+        run: the PrefEval run directory (or its ``items.jsonl``).
+        methods: only answers produced by these methods (the paper trained on ``reminder`` answers);
+            default: every method.
+        judge: which verdict decides: ``primary`` (the record's ``followed``), ``programmatic``,
+            ``llm``, or ``all`` (every verdict made must say followed).
+        keep_method_text: keep the method's prefix/suffix in the prompt instead.
+        filler: the filler file, when the one named in the records has moved.
+        with_meta: add ``item_id``, ``topic``, ``form``, ``turns``, ``method`` columns.
+
+    Raises:
+        DataError: a malformed record (file, line, field), or a filler that does not match the run.
+    """
+    from persona_lab.core.errors import ConfigError
+    from persona_lab.eval.prefeval.data import load_filler
+    from persona_lab.eval.prefeval.runner import request_messages
+
+    if judge not in JUDGE_CHOICES:
+        raise ValueError(f"judge must be one of {JUDGE_CHOICES}, got {judge!r}")
+    run = Path(run)
+    path = run if run.is_file() else run / PREFEVAL_FILE
+    if not path.is_file():
+        raise DataError(f"no {PREFEVAL_FILE} here", path=str(run), hint="pass the run directory of `persona-lab prefeval`")
+    where = str(path)
+    latest: dict[str, tuple[int, Mapping[str, Any]]] = {}
+    for lineno, rec in _iter_jsonl(path):
+        if not isinstance(rec, Mapping):
+            raise DataError(f"expected a JSON object, got {type(rec).__name__}", path=where, row=lineno)
+        if not isinstance(rec.get("key"), str):
+            raise DataError("missing or not a string", path=where, row=lineno, field="key")
+        latest[rec["key"]] = (lineno, rec)
+
+    fillers: dict[tuple[str, str], Any] = {}
+    rows: list[dict[str, Any]] = []
+    for lineno, rec in latest.values():
+        if rec.get("status") != "ok" or rec.get("task") != "generation":
+            continue
+        if methods is not None and rec.get("method") not in methods:
+            continue
+        if not _prefeval_followed(rec, judge):
+            continue
+        response = rec.get("response")
+        if not isinstance(response, str) or not response.strip():
+            raise DataError("expected the answer as a non-empty string", path=where, row=lineno, field="response")
+        for name in ("context", "final_user"):
+            if not isinstance(rec.get(name), Mapping):
+                raise DataError("missing or not an object", path=where, row=lineno, field=name)
+        ctx = rec["context"]
+        source = str(filler) if filler is not None else str(ctx.get("filler_file", ""))
+        cache_key = (source, str(ctx.get("filler_sha")))
+        if cache_key not in fillers:
+            try:
+                fillers[cache_key] = load_filler(source or None)
+            except _LOAD_ERRORS as exc:
+                raise DataError(f"cannot load the run's filler: {exc}", path=where, row=lineno,
+                                field="context.filler_file", hint="pass filler=<path of the filler file>") from None
+        try:
+            request_messages(dict(rec), fillers[cache_key], with_method_text=True, include_steps=False)
+            prompt = request_messages(dict(rec), fillers[cache_key], with_method_text=keep_method_text,
+                                      include_steps=False)
+        except ConfigError as exc:
+            raise DataError(str(exc.message), path=where, row=lineno, field="context", hint=exc.hint) from None
+        except (KeyError, TypeError) as exc:
+            raise DataError(f"malformed record ({type(exc).__name__}: {exc})", path=where, row=lineno) from None
+        row: dict[str, Any] = {"prompt": prompt, "completion": _answer(response)}
+        if with_meta:
+            row.update({
+                "item_id": str(rec.get("item_id")),
+                "topic": str(rec.get("topic")),
+                "form": str(rec.get("form")),
+                "turns": rec.get("turns") if isinstance(rec.get("turns"), int) else None,
+                "method": str(rec.get("method")),
+            })
+        rows.append(row)
+    logger.info("prefeval run %s: %d tests, %d SFT examples", run, len(latest), len(rows))
+    if rows:
+        from datasets import Dataset
+
+        return Dataset.from_list(rows)
+    return _from_rows([], ("prompt", "completion"), False)
 
 
 # --------------------------------------------------------------------------------------------------

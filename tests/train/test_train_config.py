@@ -21,12 +21,13 @@ def test_every_field_has_help(cls: type) -> None:
 
 def test_defaults_then_yaml_then_flags(tmp_path: Path) -> None:
     yaml_file = tmp_path / "dpo.yaml"
-    yaml_file.write_text("method: dpo\nbeta: 0.3\nlora_r: 16\nlearning_rate: 1\ntarget_modules: [q_proj, v_proj]\n")
+    yaml_file.write_text("method: dpo\nbeta: 0.3\nlora_r: 16\nlearning_rate: 5e-5\nwarmup: 1\ntarget_modules: [q_proj, v_proj]\n")
     config = resolve_config(DPOTrainConfig, yaml_file, {"lora_r": 4, "seed": None, "bf16": "false"})
     assert config.beta == 0.3  # YAML over the default
     assert config.lora_r == 4  # the flag over YAML
     assert config.seed == 0  # an unset flag keeps the default
-    assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)
+    assert config.learning_rate == 5e-5  # PyYAML reads 5e-5 as a string; it is converted
+    assert config.warmup == 1.0 and isinstance(config.warmup, float)
     assert config.target_modules == "q_proj,v_proj"
     assert lora_config(config).target_modules == {"q_proj", "v_proj"}
     assert lora_config(DPOTrainConfig()).target_modules == "all-linear"
