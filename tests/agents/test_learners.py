@@ -63,8 +63,8 @@ def test_aggregate_votes() -> None:
 
 @pytest.mark.parametrize("encoder", ["tfidf", "minilm"])
 def test_cipher_learns(encoder: str) -> None:
-    base = run_agent("no-learning", 60)
-    cipher = run_agent("cipher", 60, k=5, encoder=encoder)
+    base = run_agent("no-learning", 40)
+    cipher = run_agent("cipher", 40, k=5, encoder=encoder)
     assert cipher < 0.5 * base
 
 
