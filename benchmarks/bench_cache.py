@@ -64,14 +64,14 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
     print(f"{spec}: {len(prompts)} prompts, {args.max_new_tokens} new tokens, greedy")
-    print(f"{'run':<44}{'wall s':>10}{'backend calls':>15}{'cache hits':>12}")
+    print(f"{'run':<48}{'wall s':>10}{'backend calls':>15}{'cache hits':>12}")
     rows = [
         ("cold (convert GGUF + load + generate)", cold),
         ("cold, GGUF already converted (load + generate)", converted),
         ("warm rerun (response cache)", warm),
     ]
     for name, (seconds, calls, hits) in rows:
-        print(f"{name:<44}{seconds:>10.4f}{calls:>15}{hits:>12}")
+        print(f"{name:<48}{seconds:>10.4f}{calls:>15}{hits:>12}")
     print(f"ratio cold / warm: {cold[0] / warm[0]:,.0f}x   (converted cold / warm: {converted[0] / warm[0]:,.0f}x)")
 
 

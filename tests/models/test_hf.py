@@ -153,6 +153,32 @@ def test_count_tokens_and_context_window(tiny_dir: Path) -> None:
     assert chat.generate([_req("hi", max_new_tokens=1)])[0].usage.prompt_tokens == short
 
 
+def test_generate_score_and_count_from_many_threads_at_once(tiny_dir: Path) -> None:
+    chat = _open(tiny_dir)
+    expected = {p: _texts(chat, [_req(p)])[0] for p in PROMPTS[:4]}
+    history = (Message("user", "hi"),)
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            p = PROMPTS[i % 4]
+            if i % 3 == 0:
+                assert _texts(chat, [_req(p)]) == [expected[p]]
+            elif i % 3 == 1:
+                assert math.isfinite(chat.score([ScoreRequest(history, Message("assistant", p))])[0])
+            else:
+                assert chat.count_tokens([Message("user", p)]) > 0
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+
+
 def _save_adapter(base_dir: Path, out: Path, *, random_b: bool) -> Path:
     from peft import LoraConfig, get_peft_model
 
