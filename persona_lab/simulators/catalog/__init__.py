@@ -583,7 +583,7 @@ def get_preference(pid: str) -> Preference:
     except KeyError:
         close = difflib.get_close_matches(str(pid), list(CATALOG), n=1, cutoff=0.5)
         msg = f"unknown preference {pid!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-        raise UnknownNameError(msg, hint=f"known ids: {', '.join(CATALOG)}") from None
+        raise UnknownNameError(msg, hint="`persona-lab ls preferences` lists the catalog ids") from None
 
 
 def _ids(ids: Iterable[str]) -> list[str]:
