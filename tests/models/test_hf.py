@@ -316,7 +316,8 @@ def test_split_models_are_assembled_in_order_and_checksummed(tmp_path: Path) -> 
         d = tmp_path / f"part{i}"
         d.mkdir()
         (d / "__init__.py").write_text("")
-        (d / f"chunk{i}.bin").write_bytes(chunk)
+        (d / "data").mkdir()
+        (d / "data" / f"part{i:02d}.bin").write_bytes(chunk)
         parts.append(d)
     good = hashlib.sha256(b"abcdefg").hexdigest()
     target = assemble_parts(parts, tmp_path / "out" / "m.gguf", good)
