@@ -23,6 +23,8 @@ COMMAND_MODULES = [
     "persona_lab.cli.run",
     "persona_lab.cli.check",
     "persona_lab.cli.bench",
+    "persona_lab.cli.prefeval",
+    "persona_lab.cli.train",
     "persona_lab.cli.chat",
 ]
 
