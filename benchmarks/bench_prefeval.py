@@ -107,6 +107,7 @@ def run_once(model: Any, data_dir: Path, filler: Filler, *, turns: tuple[int, ..
         "mean_prompt_tokens": round(sum(r.get("prompt_tokens") or 0 for r in recs) / max(n, 1)),
         "completion_tokens": usage["completion_tokens"],
         "gen_tokens_per_s": round(usage["completion_tokens"] / wall, 1),
+        "backend_s": usage["backend_seconds"],
         "failed": sum(r["status"] == "error" for r in recs),
         "skipped_context": sum(r["status"] == "skipped_context" for r in recs),
         "peak_python_mb": round(peak / 2**20, 1) if peak is not None else None,
@@ -125,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--hf-max-new-tokens", type=int, default=64)
     ap.add_argument("--hf-concurrency", type=int, default=1)
     ap.add_argument("--skip-minilm", action="store_true", help="RAG with tf-idf only")
+    ap.add_argument("--no-overhead", action="store_true", help="skip part 1 (harness overhead)")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
 
@@ -136,21 +138,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"data {data} ({n_items} items); filler {filler.path}: {len(filler.pairs)} pairs")
     results: dict[str, Any] = {}
     fake = FakeChatModel("Here is a helpful answer that respects what you told me earlier, with three concrete suggestions.")
-    cases: list[tuple[str, Any, tuple[str, ...], str]] = [
+    cases: list[tuple[str, Any, tuple[str, ...], str]] = [] if args.no_overhead else [
         ("fake, zero-shot, approx tokens", fake, ("zero-shot",), "tfidf"),
         ("fake, rag (tf-idf), approx tokens", fake, ("rag",), "tfidf"),
     ]
-    if not args.skip_minilm:
+    if not args.skip_minilm and not args.no_overhead:
         cases.append(("fake, rag (minilm), approx tokens", fake, ("rag",), "minilm"))
     counter = None
     try:
+        if args.no_overhead:
+            raise RuntimeError("part 1 skipped")
         from persona_lab.models import open_chat_model
 
         hf_model = open_chat_model("hf:smollm2-135m", cache=False)
         hf_model.count_tokens([Message("user", "warm up the tokenizer")])
         counter = hf_model.count_tokens
     except Exception as exc:  # the hf backend or the packaged model is missing
-        print(f"(no real tokenizer: {exc})")
+        if not args.no_overhead:
+            print(f"(no real tokenizer: {exc})")
     if counter is not None:
         cases.append(("fake, zero-shot, SmolLM2 tokenizer", TokenizerCounter(fake, counter), ("zero-shot",), "tfidf"))
     for name, model, methods, encoder in cases:

@@ -105,9 +105,9 @@ def run_method(args: argparse.Namespace) -> int:
     main_process = os.environ.get("RANK", "0") == "0"  # set by accelerate launch / torchrun
     if not args.quiet and main_process:
         console.print(
-            f"[bold]persona-lab train {config.method}[/bold]: base={config.base} data={config.data} out={config.out} "
+            f"persona-lab train {config.method}: base={config.base} data={config.data} out={config.out} "
             f"lora r={config.lora_r} alpha={config.lora_alpha} lr={config.learning_rate:g}",
-            markup=True,
+            markup=False,
         )
     on_log = None if args.quiet else _log_printer(console, config.method)
     result = train_fn(config, on_log=on_log, overwrite=args.overwrite)

@@ -9,6 +9,8 @@ import gymnasium
 _ENTRY_POINTS: dict[str, str] = {
     "persona_lab/EditSummarization-v0": "persona_lab.envs.edit_env:EditSummarizationEnv",
     "persona_lab/EditEmail-v0": "persona_lab.envs.edit_env:EditEmailEnv",
+    "persona_lab/PrefEval-v0": "persona_lab.envs.prefeval_env:PrefEvalEnv",
+    "persona_lab/FollowUp-v0": "persona_lab.envs.followup_env:FollowUpEnv",
     "persona_lab/Marketplace-v0": "persona_lab.envs.marketplace_env:MarketplaceEnv",
     "persona_lab/Persuasion-v0": "persona_lab.envs.persuasion_env:PersuasionEnv",
 }

@@ -50,8 +50,7 @@ from persona_lab.models import (
 log = logging.getLogger(__name__)
 
 SCRIPTED_NOTE = (
-    "scripted: deterministic simulated users and agent skills over the verifiable preference catalog "
-    "(no language model). Switch to LLM users/agents with --backend hf:<model> or "
+    "scripted: deterministic simulated users and scripted agent skills (no language model). Switch to LLM users/agents with --backend hf:<model> or "
     "--backend openai:<model>@<base_url>."
 )
 
@@ -350,5 +349,6 @@ def environment_info() -> dict[str, Any]:
             "platform": platform.platform(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
+from persona_lab.eval import followup_metrics as _followup_metrics  # noqa: E402,F401  (registers its metrics)
 from persona_lab.eval import marketplace_metrics as _marketplace_metrics  # noqa: E402,F401  (registers its metrics)
 from persona_lab.eval import persuasion_metrics as _persuasion_metrics  # noqa: E402,F401  (registers its metrics)

@@ -23,7 +23,7 @@ def test_hf_smollm2_run(tiny_data: Path, tmp_path: Path) -> None:
     args = parser.parse_args(
         ["prefeval", "--backend", "hf:smollm2-135m", "--data", str(tiny_data), "--limit", "2", "--turns", "0", "3",
          "--forms", "explicit", "implicit-choice", "--max-new-tokens", "48", "--reply-max-new-tokens", "32",
-         "--concurrency", "1", "--out", str(out)]
+         "--concurrency", "4", "--out", str(out)]
     )
     assert args.func(args) == 0
     recs = list(read_jsonl(out / "items.jsonl"))

@@ -45,7 +45,9 @@ def test_method_trains_only_lora_and_adapter_reloads(
 
     model, tok = tiny
     config_cls, train = METHODS[method]
-    config = config_cls(out=str(tmp_path / "out"), max_steps=3, batch_size=2, learning_rate=2e-2, seed=1)
+    # Also exercise bf16 autocast (SFT) and activation checkpointing (IPO) on the way.
+    config = config_cls(out=str(tmp_path / "out"), max_steps=3, batch_size=2, learning_rate=2e-2, seed=1,
+                        bf16="true" if method == "sft" else "false", gradient_checkpointing=method == "ipo")
     snap, logs = Snapshot(), []
     data = sft_dataset if method == "sft" else pref_dataset
     result = train(config, dataset=data, model=model, tokenizer=tok, on_log=logs.append, callbacks=[snap])
@@ -79,6 +81,8 @@ def test_method_trains_only_lora_and_adapter_reloads(
     assert record["versions"]["trl"]
     if method != "sft":
         assert record["trl_args"]["loss_type"] == [{"dpo": "sigmoid", "ipo": "ipo"}[method]]
+    assert record["trl_args"]["bf16"] is (method == "sft")
+    assert record["trl_args"]["activation_checkpointing"] is (method == "ipo")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 3 and summary["train_tokens"] > 0 and summary["tokens_per_s"] > 0
 
