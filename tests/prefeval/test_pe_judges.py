@@ -201,3 +201,13 @@ def test_loader_rejects_unknown_catalog_ids(tmp_path, make_dataset) -> None:
     path.write_text(json.dumps(rows))
     (err,) = [p for p in load_prefeval(root).problems if p.severity == "error"]
     assert (err.row, err.field) == (0, "verifiable.catalog") and "did you mean 'format.numbered'" in err.message
+
+
+def test_programmatic_judge_flags_degenerate_repetition() -> None:
+    from persona_lab.eval.prefeval.judges import is_degenerate
+
+    looped = "Here are some albums:\n" + "\n".join(f'{i}. "The Sound of Live Music" by The Cure' for i in range(1, 8))
+    varied = "Try Daft Punk's Discovery. Add Dua Lipa's Future Nostalgia. Chic's greatest hits keep the tempo up. Finish with Bruno Mars."
+    assert is_degenerate(looped) and not is_degenerate(varied)
+    v = ProgrammaticJudge().judge(Verifiable(forbid=("metallica",)), looped)
+    assert (v.helpful, v.followed, v.detail["degenerate"]) == (False, False, True)

@@ -312,6 +312,23 @@ def _mentions(text: str, term: str, *, negation_aware: bool) -> bool:
     return False
 
 
+def _segments(text: str) -> list[str]:
+    """Sentences and lines of at least three words, normalized (list markers, case, punctuation)."""
+    out = []
+    for seg in re.split(r"[.!?\n]+", text):
+        words = re.findall(r"[a-z0-9']+", seg.lower())
+        if len(words) >= 3:
+            out.append(" ".join(words))
+    return out
+
+
+def is_degenerate(text: str, *, min_segments: int = 4, min_unique_ratio: float = 0.5) -> bool:
+    """Whether ``text`` mostly repeats itself (the same sentence or list line again and again), the
+    usual failure of small models on long prompts."""
+    segs = _segments(text)
+    return len(segs) >= min_segments and len(set(segs)) / len(segs) < min_unique_ratio
+
+
 def catalog_checker() -> Any | None:
     """``persona_lab.simulators.catalog.satisfied`` when that module exists (imported lazily)."""
     try:
@@ -336,7 +353,9 @@ class ProgrammaticJudge:
 
     violated = a ``forbid`` term is mentioned (negated mentions such as "no peanuts" or
     "gluten-free" do not count), or none of ``require_any`` is, or a named catalog preference is
-    not satisfied; helpful = at least ``min_words`` words and no refusal opening.
+    not satisfied; helpful = at least ``min_words`` words, no refusal opening, and not degenerate
+    (mostly the same sentence repeated). Keyword checks cannot tell a good answer from an
+    off-topic one that avoids the forbidden words: pair them with an LLM judge where it matters.
     Acknowledgement and hallucination are not judged (None).
     """
 
@@ -373,8 +392,10 @@ class ProgrammaticJudge:
                 detail["catalog_satisfied"] = ok
                 violated = violated or not ok
         words = len(response.split())
-        helpful = words >= self.min_words and not _REFUSAL.match(response)
+        degenerate = is_degenerate(response)
+        helpful = words >= self.min_words and not _REFUSAL.match(response) and not degenerate
         detail["words"] = words
+        detail["degenerate"] = degenerate
         errors = tuple(e for e, bad in (("unhelpful", not helpful), ("violation", violated)) if bad)
         return GenerationVerdict(
             judge="programmatic",

@@ -270,6 +270,7 @@ def plot_accuracy(summary: dict[str, Any], path: str | Path) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
     styles = {"explicit": "-", "implicit-choice": "--", "implicit-persona": ":"}
@@ -288,6 +289,8 @@ def plot_accuracy(summary: dict[str, Any], path: str | Path) -> Path | None:
         if name == "classification":
             ax.axhline(100 * CHANCE, color="grey", linewidth=1, linestyle="-.", label="chance")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:,.0f}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_ylim(-2, 102)
         ax.set_xlabel("prompt tokens (mean, log scale)")
         ax.set_ylabel("accuracy (%)")
