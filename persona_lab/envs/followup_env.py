@@ -1,0 +1,246 @@
+"""Multi-turn assistance with follow-up feedback: the user's next turn is the feedback.
+
+One episode is one user (a :class:`~persona_lab.simulators.followup.FollowUpPersona`: catalog
+preferences about how answers are written, a topic, and a goal of N satisfactory answers). The user
+asks; the agent answers; the user writes a follow-up (a reaction, then the next question or the same
+one again) that becomes the next turn. The episode *terminates* when the goal is met and is
+*truncated* when ``rounds`` answers have been given.
+
+Observation: ``{"conversation": text of every turn so far under [user]/[assistant] headers,
+"message": the latest user message, "turn": index}``. Action: the answer text.
+
+Rewards (``reward_mode``):
+- ``"followup"`` (default): +1 when the user's follow-up is positive, -1 when negative.
+- ``"flr"``: follow-up likelihood as reward (:mod:`persona_lab.eval.flr`) under ``scorer``.
+
+``info`` carries the follow-up, its class, the dimension it is about, the judge-free checks of the
+answer, which preferences it satisfied, goal progress, FLR when a scorer is set, usage, and under
+:data:`~persona_lab.envs.edit_env.PRIVILEGED` the persona (for evaluators and the oracle only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import gymnasium as gym
+from gymnasium import spaces
+
+from persona_lab.core.errors import ConfigError
+from persona_lab.core.messages import Message
+from persona_lab.core.seeding import stable_hash
+from persona_lab.envs.edit_env import MAX_RESPONSE_CHARS, PRIVILEGED
+from persona_lab.envs.spaces import text_space
+from persona_lab.models.base import ChatModel
+from persona_lab.simulators.followup import (
+    MAX_USER_CHARS,
+    POSITIVE,
+    TOPICS,
+    FollowUpPersona,
+    FollowUpState,
+    FollowUpUser,
+    assess,
+    followup_list,
+    make_followup_persona,
+    make_followup_user,
+    opening_message,
+    render_conversation,
+)
+from persona_lab.simulators.personas import Population
+
+REWARD_MODES = ("followup", "flr")
+_HEADER_CHARS = 32  # "[assistant]\n" and the blank lines between turns, with room to spare
+
+
+class FollowUpEnv(gym.Env[dict[str, Any], str]):
+    """Multi-turn assistance; the user's follow-up is the feedback.
+
+    Args:
+        user: ``"scripted"`` (default), ``"llm"`` or a :class:`FollowUpUser`.
+        backend: the ChatModel (or spec) the LLM user talks to; unused by the scripted user.
+        population: ``"verifiable"`` (default), ``"prelude"``, a YAML/JSON path or a Population
+            (see :func:`~persona_lab.simulators.followup.make_followup_persona`).
+        user_index: which persona; ``None`` draws one from the reset seed.
+        rounds: answers per episode (the turn budget).
+        reward_mode: ``"followup"`` or ``"flr"``.
+        scorer: ChatModel with ``score`` or spec (``hf:<model>``) for FLR; needed by ``"flr"``, and
+            when given in ``"followup"`` mode FLR is still computed and reported in ``info``.
+        flr_context: messages before each follow-up that FLR conditions on (the last user message
+            and the answer by default; ``None`` keeps the whole conversation).
+        goal_answers: satisfactory answers that end an episode (``None``: 2-4, drawn per user).
+        restate: scripted user: restate the violated preference after a preference failure.
+        classify: LLM user: ``"self"`` (it labels its own follow-up) or ``"prompt"`` (separate call).
+        population_k: preferences per user for the ``verifiable`` population.
+        population_seed: seed of the ``verifiable`` population.
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+    task = "followup"
+    feedback_keys: tuple[str, ...] = ("followup", "followup_class")
+
+    def __init__(
+        self,
+        user: str | FollowUpUser = "scripted",
+        backend: ChatModel | str | None = None,
+        population: str | Population = "verifiable",
+        user_index: int | None = None,
+        rounds: int = 8,
+        reward_mode: str = "followup",
+        scorer: Any = None,
+        flr_context: int | None = 2,
+        goal_answers: int | None = None,
+        restate: bool = False,
+        classify: str = "self",
+        population_k: int = 2,
+        population_seed: int = 0,
+        render_mode: str | None = None,
+    ) -> None:
+        if rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {rounds}")
+        if reward_mode not in REWARD_MODES:
+            raise ConfigError(f"unknown reward_mode {reward_mode!r}", hint=f"use one of {REWARD_MODES}")
+        if reward_mode == "flr" and scorer is None:
+            raise ConfigError("reward_mode='flr' needs a scorer",
+                              hint="pass scorer=hf:<model> (e.g. --env-arg scorer=hf:smollm2-135m)")
+        if flr_context is not None and flr_context < 2:
+            raise ConfigError(f"flr_context must be >= 2 or None, got {flr_context}",
+                              hint="FLR needs at least the user's message and the answer")
+        if classify not in ("self", "prompt"):
+            raise ConfigError(f"unknown classify mode {classify!r}", hint="use 'self' or 'prompt'")
+        self.rounds, self.user_index, self.render_mode = rounds, user_index, render_mode
+        self.reward_mode, self.flr_context = reward_mode, flr_context
+        self.goal_answers = goal_answers
+        self._user_spec, self._backend, self._scorer = user, backend, scorer
+        self._restate, self._classify = restate, classify
+        self._population = population
+        self._population_k, self._population_seed = population_k, population_seed
+        self._user: FollowUpUser | None = None
+        fixed = [text for _, _, text in followup_list()] + [q.text for t in TOPICS for q in t.questions]
+        turn_chars = MAX_RESPONSE_CHARS + MAX_USER_CHARS + 2 * _HEADER_CHARS
+        self.observation_space = spaces.Dict({
+            "conversation": text_space(MAX_USER_CHARS + _HEADER_CHARS + rounds * turn_chars, fixed),
+            "message": text_space(MAX_USER_CHARS, fixed),
+            "turn": spaces.Discrete(rounds),
+        })
+        self.action_space = text_space(MAX_RESPONSE_CHARS)
+        self.persona: FollowUpPersona | None = None
+        self.state = FollowUpState()
+        self.messages: list[Message] = []
+        self._t = 0
+        self._done = True
+        self._last: dict[str, Any] | None = None
+
+    # --- Gymnasium API -----------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        super().reset(seed=seed)
+        options = options or {}
+        index = options.get("user_index", self.user_index)
+        if index is None:
+            index = int(self.np_random.integers(0, 2**31 - 1))
+        self.persona = make_followup_persona(
+            self._population, int(index), goal_answers=self.goal_answers,
+            population_k=self._population_k, population_seed=self._population_seed,
+        )
+        self.state = FollowUpState()
+        self.messages = [Message("user", opening_message(self.persona))]
+        self._t, self._done, self._last = 0, False, None
+        return self._observation(), {PRIVILEGED: {"next": self._truth()}}
+
+    def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        if self.persona is None or self._done:
+            raise RuntimeError("call reset() before step() (and again after the episode ends)")
+        if not isinstance(action, str):
+            raise TypeError(f"the action must be the answer text (str), got {type(action).__name__}")
+        persona, before = self.persona, self.state
+        question = persona.question(before.answered)
+        truth = self._truth()
+        conversation = (*self.messages, Message("assistant", action))
+        result = assess(action, question, persona.preference.ids)
+        reply, self.state = self._follow_up_user().respond(persona, before, conversation, self.np_random)
+        info: dict[str, Any] = {
+            "turn": self._t,
+            "doc_id": question.id,
+            "question": question.text,
+            "followup": reply.text,
+            "utterance": reply.utterance,
+            "followup_class": reply.label,
+            "dimension": reply.dimension,
+            "classified_by": reply.classified_by,
+            "satisfactory": reply.satisfactory,
+            "checks": dict(result.checks),
+            "satisfied": dict(result.satisfied),
+            "preference_satisfaction": (sum(result.satisfied.values()) / len(result.satisfied)) if result.satisfied else 1.0,
+            "goal_progress": self.state.answered,
+            "goal_answers": persona.goal_answers,
+            "goal_met": reply.goal_met,
+            "usage": [asdict(u) for u in reply.usage],
+            "response_hash": stable_hash(action, length=16),
+        }
+        if self._scorer is not None:
+            flr = self._flr(conversation)
+            info.update(flr=flr.flr, flr_by_dimension=flr.by_dimension)
+        reward = info["flr"] if self.reward_mode == "flr" else (1.0 if reply.label == POSITIVE else -1.0)
+        self.messages = [*conversation, Message("user", reply.text)]
+        self._t += 1
+        terminated = bool(reply.goal_met)
+        truncated = not terminated and self._t >= self.rounds
+        self._done = terminated or truncated
+        info[PRIVILEGED] = {"round": truth}
+        if not self._done:
+            info[PRIVILEGED]["next"] = self._truth()
+        self._last = {"answer": action, **info}
+        return self._observation(), float(reward), terminated, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or self._last is None:
+            return None
+        last = self._last
+        return (f"turn {last['turn']} ({last['doc_id']}) {last['followup_class']} ({last['dimension']})\n"
+                f"--- answer ---\n{last['answer']}\n--- follow-up ---\n{last['followup']}\n")
+
+    def close(self) -> None:
+        self._user = None
+
+    # --- internals ---------------------------------------------------------------------------
+    def _follow_up_user(self) -> FollowUpUser:
+        if self._user is None:
+            model = self._backend
+            if isinstance(model, str):
+                from persona_lab.models import open_chat_model
+
+                model = open_chat_model(model)
+                self._backend = model
+            self._user = make_followup_user(self._user_spec, model, restate=self._restate, classify=self._classify)
+        return self._user
+
+    def _flr(self, conversation: tuple[Message, ...]) -> Any:
+        from persona_lab.eval.flr import as_scorer, follow_up_likelihood_reward  # light: core, models, lists
+
+        scorer = as_scorer(self._scorer)  # a spec string opens once per process, not once per env
+        context = conversation if self.flr_context is None else conversation[-self.flr_context :]
+        return follow_up_likelihood_reward(scorer, context)
+
+    def _observation(self) -> dict[str, Any]:
+        return {
+            "conversation": render_conversation(self.messages),
+            "message": self.messages[-1].content,
+            "turn": min(self._t, self.rounds - 1),
+        }
+
+    def _truth(self) -> dict[str, Any]:
+        assert self.persona is not None
+        p = self.persona
+        return {
+            "user_id": p.id,
+            "preference": p.preference.statement,
+            "preference_ids": list(p.preference.ids),
+            "question": p.question(self.state.answered).text,
+            "goal_answers": p.goal_answers,
+            "answered": self.state.answered,
+            "persona": p.to_dict(),
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_user"] = None  # rebuilt lazily (an LLM user holds a model client)
+        return state
