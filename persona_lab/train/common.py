@@ -664,12 +664,14 @@ def plot_loss_curve(losses: Sequence[tuple[int, float]], path: Path, *, title: s
         return None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(6, 3.5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     steps, values = zip(*losses)
     ax.plot(steps, values, marker="o" if len(losses) <= 50 else None, linewidth=1.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
     ax.set_title(title)
