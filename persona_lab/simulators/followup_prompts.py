@@ -104,7 +104,8 @@ def parse_followup(text: str) -> tuple[str | None, str]:
 
     Tolerates markdown emphasis, other casing, missing lines and extra chatter: the label comes
     from the VERDICT line only (a message that merely says "good" is not a verdict); the message is
-    what follows ``MESSAGE:``, or else the text with the verdict line removed, unquoted.
+    what follows ``MESSAGE:``, or else the text with the verdict line removed, unquoted and without
+    echoed ``<<<`` / ``>>>`` delimiters (small models copy them from the prompt).
     """
     text = (text or "").strip()
     label = None
@@ -116,6 +117,7 @@ def parse_followup(text: str) -> tuple[str | None, str]:
         message = m.group("rest")
     else:
         message = _VERDICT_RE.sub("", text) if verdict is not None else text
+    message = message.strip().removeprefix("<<<").removesuffix(">>>")  # echoed prompt delimiters
     message = message.strip().strip("*").strip()
     if len(message) >= 2 and message[0] == message[-1] and message[0] in "\"'":
         message = message[1:-1].strip()

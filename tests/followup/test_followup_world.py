@@ -160,6 +160,7 @@ def test_followup_prompts_render_their_inputs() -> None:
     ("verdict - not satisfied\nmessage = Try again.", NEGATIVE, "Try again."),
     ("Great answer, thanks!", None, "Great answer, thanks!"),
     ("VERDICT: positive", POSITIVE, ""),
+    ("<<<\nGood answer.\n>>>", None, "Good answer."),
 ])
 def test_parse_followup_is_robust(text: str, label: str | None, message: str) -> None:
     assert parse_followup(text) == (label, message)
