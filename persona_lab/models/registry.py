@@ -7,6 +7,7 @@ users and agent skills built on the verifiable preference catalog), which needs 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,18 +76,23 @@ def open_chat_model(
 
 
 _loaded = False
+_load_lock = threading.Lock()
 
 
 def _ensure_builtin_backends() -> None:
     """Import the modules that register the built-in backends (lazily: they import heavy libraries
-    only when a model is actually created)."""
+    only when a model is actually created). Safe when several threads open models at once."""
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    import persona_lab.models.hf  # noqa: F401
-    import persona_lab.models.openai_compat  # noqa: F401
-    import persona_lab.testing.fakes  # noqa: F401
+    with _load_lock:
+        if _loaded:
+            return
+        import persona_lab.models.hf  # noqa: F401
+        import persona_lab.models.openai_compat  # noqa: F401
+        import persona_lab.testing.fakes  # noqa: F401
+
+        _loaded = True
 
 
 def backend_table() -> list[BackendInfo]:

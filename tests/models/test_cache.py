@@ -129,3 +129,17 @@ def test_generation_params_validate() -> None:
         GenerationParams(max_new_tokens=0)
     with pytest.raises(ValueError, match="temperature"):
         GenerationParams(temperature=-1)
+
+
+def test_backends_register_once_under_concurrent_first_use() -> None:
+    """A fresh process whose first model opens happen in 8 threads at once (the bench does this)."""
+    code = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from persona_lab.models import create_backend\n"
+        "with ThreadPoolExecutor(8) as pool:\n"
+        "    print(sorted(set(pool.map(lambda _: create_backend('fake').spec, range(8)))))\n"
+    )
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "['fake:fake']"
