@@ -157,7 +157,7 @@ def markdown_table(results: dict[str, Any]) -> str:
     lines = [
         f"Cumulative edit cost over {cfg['rounds']} rounds, mean ± 95% CI over seeds {cfg['seeds']} "
         f"(backend `{cfg['backend']}`, population `{cfg['population']}`, env kwargs {cfg['env_kwargs'] or '{}'}); "
-        f"preference accuracy / recall over the last {cfg['last_n']} rounds.",
+        f"preference accuracy / recall over the last {min(cfg['last_n'], cfg['rounds'])} rounds.",
         "",
     ]
     tasks = list(results["tasks"])
