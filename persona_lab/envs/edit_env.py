@@ -146,12 +146,9 @@ class EditEnv(gym.Env[dict[str, Any], str]):
     # --- internals ---------------------------------------------------------------------------
     def _editing_user(self) -> EditingUser:
         if self._user is None:
-            model = self._backend
-            if isinstance(model, str):
-                from persona_lab.models import open_chat_model
+            from persona_lab.models import resolve_chat_model
 
-                model = open_chat_model(model)
-                self._backend = model
+            model = self._backend = resolve_chat_model(self._backend)
             self._user = make_editing_user(self._user_spec, model, effort=self._effort, noise=self._noise)
         return self._user
 

@@ -204,12 +204,9 @@ class FollowUpEnv(gym.Env[dict[str, Any], str]):
     # --- internals ---------------------------------------------------------------------------
     def _follow_up_user(self) -> FollowUpUser:
         if self._user is None:
-            model = self._backend
-            if isinstance(model, str):
-                from persona_lab.models import open_chat_model
+            from persona_lab.models import resolve_chat_model
 
-                model = open_chat_model(model)
-                self._backend = model
+            model = self._backend = resolve_chat_model(self._backend)
             self._user = make_followup_user(self._user_spec, model, restate=self._restate, classify=self._classify)
         return self._user
 

@@ -217,12 +217,9 @@ class MarketplaceEnv(gym.Env[dict[str, Any], str]):
     def customer(self) -> Customer:
         """The customer (created lazily; an LLM customer opens its backend here, not in ``__init__``)."""
         if self._customer is None:
-            model = self._backend
-            if isinstance(model, str):
-                from persona_lab.models import open_chat_model
+            from persona_lab.models import resolve_chat_model
 
-                model = open_chat_model(model)
-                self._backend = model
+            model = self._backend = resolve_chat_model(self._backend)
             self._customer = make_customer(self._user_spec, model)
         return self._customer
 

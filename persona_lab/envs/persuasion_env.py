@@ -174,12 +174,9 @@ class PersuasionEnv(gym.Env[dict[str, Any], str]):
     def persuadee(self) -> Persuadee:
         """The persuadee simulator (created lazily; an LLM one opens its backend here)."""
         if self._user is None:
-            model = self._backend
-            if isinstance(model, str):
-                from persona_lab.models import open_chat_model
+            from persona_lab.models import resolve_chat_model
 
-                model = open_chat_model(model)
-                self._backend = model
+            model = self._backend = resolve_chat_model(self._backend)
             self._user = make_persuadee(self._user_spec, model, noise=self._noise)
         return self._user
 

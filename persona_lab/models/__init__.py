@@ -19,6 +19,7 @@ from persona_lab.models.registry import (
     is_scripted,
     open_chat_model,
     register_backend,
+    resolve_chat_model,
     split_spec,
 )
 
@@ -42,5 +43,6 @@ __all__ = [
     "open_chat_model",
     "register_backend",
     "request_key",
+    "resolve_chat_model",
     "split_spec",
 ]

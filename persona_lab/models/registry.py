@@ -75,6 +75,14 @@ def open_chat_model(
     return CachedChatModel(backend, store, meter)
 
 
+def resolve_chat_model(model: ChatModel | str | None) -> ChatModel | None:
+    """A ChatModel from what a user passed: a spec string is opened (with the response cache), an
+    instance or ``None`` passes through. Envs call it lazily, at first use, never in a constructor."""
+    if isinstance(model, str):
+        return open_chat_model(model)
+    return model
+
+
 _loaded = False
 _load_lock = threading.Lock()
 
