@@ -7,12 +7,16 @@ is the oracle: the runner hands it the true preference through :class:`TruthAwar
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from persona_lab.core.errors import ConfigError
+from persona_lab.core.io import atomic_write_json
 from persona_lab.core.registry import Registry
+from persona_lab.models.base import ChatModel, GenerationParams
 
 
 @dataclass(frozen=True)
@@ -68,3 +72,45 @@ def create_agent(name: str, task: str, model: Any = None, **kwargs: Any) -> Agen
     if impl is not None:
         return impl(task=task, model=model, **kwargs)
     return AGENTS.get(name)(task=task, model=model, **kwargs)
+
+
+class BaseAgent:
+    """Plumbing every built-in agent shares: the task check, the injected model (``None`` = scripted
+    skills), the generation budget, ``step_info``, and ``save``/``load`` of :meth:`state`.
+
+    Subclasses set ``name``, ``tasks`` (the env tasks they act in), ``world`` (how errors name those
+    tasks) and ``default_max_new_tokens``, and write ``act`` (and ``update``/``state`` if they learn).
+    """
+
+    name = "base"
+    tasks: tuple[str, ...] = ()
+    world = "the tasks"
+    default_max_new_tokens = 300
+
+    def __init__(self, task: str, model: ChatModel | None = None, *, max_new_tokens: int | None = None) -> None:
+        if task not in self.tasks:
+            raise ConfigError(
+                f"agent {self.name!r} works in {self.world} {sorted(self.tasks)}, not {task!r}",
+                hint="`persona-lab ls agents` lists the agents; pick one that supports this env",
+            )
+        self.task = task
+        self.model = model
+        self.params = GenerationParams(max_new_tokens=max_new_tokens or self.default_max_new_tokens)
+        self.step_info: dict[str, Any] = {}
+
+    def update(self, transition: Transition) -> None:
+        return None
+
+    def state(self) -> dict[str, Any]:
+        """Learned state, JSON-serializable (empty for agents that do not learn)."""
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        return None
+
+    def save(self, folder: str | Path) -> None:
+        atomic_write_json(Path(folder) / "agent.json", {"name": self.name, "task": self.task, "state": self.state()})
+
+    def load(self, folder: str | Path) -> None:
+        blob = json.loads((Path(folder) / "agent.json").read_text(encoding="utf-8"))
+        self.set_state(blob.get("state", {}))

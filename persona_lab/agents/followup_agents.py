@@ -9,15 +9,11 @@ the preferences recognized in it.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-from persona_lab.agents.base import Transition, register_for_task
-from persona_lab.core.errors import ConfigError
-from persona_lab.core.io import atomic_write_json
+from persona_lab.agents.base import BaseAgent, register_for_task
 from persona_lab.core.messages import Message, Transcript
-from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams
+from persona_lab.models.base import ChatModel, ChatRequest
 from persona_lab.simulators import catalog
 from persona_lab.simulators.followup import find_question, parse_conversation
 
@@ -56,7 +52,7 @@ def answer(message: str, preference: str | None = None, preference_ids: list[str
     return catalog.apply_preferences(draft, ids) if ids else draft
 
 
-class FollowUpAgent:
+class FollowUpAgent(BaseAgent):
     """Shared plumbing of the follow-up agents.
 
     Args:
@@ -67,14 +63,9 @@ class FollowUpAgent:
 
     name = "followup"
 
-    def __init__(self, task: str = TASK, model: ChatModel | None = None, *, max_new_tokens: int = 300) -> None:
-        if task != TASK:
-            raise ConfigError(f"agent {self.name!r} of the follow-up world cannot act in task {task!r}",
-                              hint="`persona-lab ls agents` lists the agents")
-        self.task = task
-        self.model = model
-        self.params = GenerationParams(max_new_tokens=max_new_tokens)
-        self.step_info: dict[str, Any] = {}
+    tasks: tuple[str, ...] = (TASK,)
+    world = 'the follow-up task'
+    default_max_new_tokens = 300
 
     def respond(self, observation: dict[str, Any], preference: str | None,
                 preference_ids: list[str] | None = None) -> str:
@@ -87,14 +78,8 @@ class FollowUpAgent:
     def act(self, observation: dict[str, Any]) -> str:
         return self.respond(observation, None)
 
-    def update(self, transition: Transition) -> None:
-        return None
 
-    def save(self, folder: str | Path) -> None:
-        atomic_write_json(Path(folder) / "agent.json", {"name": self.name, "task": self.task, "state": {}})
 
-    def load(self, folder: str | Path) -> None:
-        json.loads((Path(folder) / "agent.json").read_text(encoding="utf-8"))  # stateless: validates the file
 
 
 @register_for_task("no-learning", TASK)

@@ -14,15 +14,11 @@ skills that write in the claim grammar of :mod:`persona_lab.simulators.marketpla
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-from persona_lab.agents.base import AGENTS, Transition, register_for_task
-from persona_lab.core.errors import ConfigError
-from persona_lab.core.io import atomic_write_json
+from persona_lab.agents.base import AGENTS, BaseAgent, register_for_task
 from persona_lab.core.messages import Message, Transcript
-from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams
+from persona_lab.models.base import ChatModel, ChatRequest
 from persona_lab.simulators.marketplace import (
     HAS,
     LACKS,
@@ -56,7 +52,7 @@ def seller_messages(observation: dict[str, Any], style: str = "default", hint: s
     return (Message("system", system), Message("user", observation["customer"]))
 
 
-class SellerAgent:
+class SellerAgent(BaseAgent):
     """Shared plumbing of the sellers (scripted or LLM); subclasses write the scripted turn.
 
     Args:
@@ -68,14 +64,9 @@ class SellerAgent:
     name = "seller"
     style = "default"
 
-    def __init__(self, task: str = TASK, model: ChatModel | None = None, *, max_new_tokens: int = 200) -> None:
-        if task != TASK:
-            raise ConfigError(f"agent {self.name!r} is a seller for the marketplace task, not {task!r}",
-                              hint="`persona-lab ls agents` lists the agents; pick one that supports this env")
-        self.task = task
-        self.model = model
-        self.params = GenerationParams(max_new_tokens=max_new_tokens)
-        self.step_info: dict[str, Any] = {}
+    tasks: tuple[str, ...] = (TASK,)
+    world = 'the marketplace task'
+    default_max_new_tokens = 200
 
     def act(self, observation: dict[str, Any]) -> str:
         view = parse_table(observation["table"])
@@ -95,14 +86,8 @@ class SellerAgent:
     def scripted(self, view: TableView, required: str | None) -> str:
         raise NotImplementedError
 
-    def update(self, transition: Transition) -> None:
-        return None
 
-    def save(self, folder: str | Path) -> None:
-        atomic_write_json(Path(folder) / "agent.json", {"name": self.name, "task": self.task, "state": {}})
 
-    def load(self, folder: str | Path) -> None:
-        json.loads((Path(folder) / "agent.json").read_text(encoding="utf-8"))
 
 
 def _positives(view: TableView, letter: str) -> list[str]:

@@ -13,15 +13,11 @@ vocabulary (:mod:`persona_lab.simulators.persuasion`):
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-from persona_lab.agents.base import Transition, register_for_task
-from persona_lab.core.errors import ConfigError
-from persona_lab.core.io import atomic_write_json
+from persona_lab.agents.base import BaseAgent, register_for_task
 from persona_lab.core.messages import Message, Transcript
-from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams
+from persona_lab.models.base import ChatModel, ChatRequest
 from persona_lab.simulators.persuasion import CHARITY, OBJECTIONS, STRATEGY_NAMES, PersuadeePersona
 
 TASK = "persuasion"
@@ -54,7 +50,7 @@ def persuader_messages(observation: dict[str, Any], persona_text: str = "") -> T
             Message("user", f"The conversation so far:\n{observation['dialogue']}\n\nYour next message:"))
 
 
-class PersuaderAgent:
+class PersuaderAgent(BaseAgent):
     """Shared plumbing of the persuaders.
 
     Args:
@@ -65,14 +61,9 @@ class PersuaderAgent:
 
     name = "persuader"
 
-    def __init__(self, task: str = TASK, model: ChatModel | None = None, *, max_new_tokens: int = 120) -> None:
-        if task != TASK:
-            raise ConfigError(f"agent {self.name!r} is a persuader for the persuasion task, not {task!r}",
-                              hint="`persona-lab ls agents` lists the agents; pick one that supports this env")
-        self.task = task
-        self.model = model
-        self.params = GenerationParams(max_new_tokens=max_new_tokens)
-        self.step_info: dict[str, Any] = {}
+    tasks: tuple[str, ...] = (TASK,)
+    world = 'the persuasion task'
+    default_max_new_tokens = 120
 
     def act(self, observation: dict[str, Any]) -> str:
         if self.model is None:
@@ -86,14 +77,8 @@ class PersuaderAgent:
     def scripted(self, observation: dict[str, Any]) -> str:
         raise NotImplementedError
 
-    def update(self, transition: Transition) -> None:
-        return None
 
-    def save(self, folder: str | Path) -> None:
-        atomic_write_json(Path(folder) / "agent.json", {"name": self.name, "task": self.task, "state": {}})
 
-    def load(self, folder: str | Path) -> None:
-        json.loads((Path(folder) / "agent.json").read_text(encoding="utf-8"))
 
 
 _GENERIC_SCRIPT = (
