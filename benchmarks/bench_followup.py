@@ -25,7 +25,7 @@ import persona_lab  # noqa: F401  (registers the envs)
 from persona_lab.agents import create_agent
 from persona_lab.core.messages import Message
 from persona_lab.envs.edit_env import PRIVILEGED
-from persona_lab.eval.flr import flr_batch, flr_requests
+from persona_lab.simulators.followup_flr import flr_batch, flr_requests
 
 
 def steps_per_second(agent_name: str, steps: int, population: str) -> tuple[float, float]:

@@ -32,15 +32,15 @@ from typing import Any
 import numpy as np
 
 from persona_lab.core.messages import Message
-from persona_lab.eval.prefeval.data import (
+from persona_lab.eval.prefeval.runner import PrefEvalConfig, PrefEvalRunner
+from persona_lab.models import CachedChatModel
+from persona_lab.simulators.prefeval.data import (
     Filler,
     builtin_data_dir,
     filler_from_pairs,
     load_filler,
     load_prefeval,
 )
-from persona_lab.eval.prefeval.runner import PrefEvalConfig, PrefEvalRunner
-from persona_lab.models import CachedChatModel
 from persona_lab.testing import FakeChatModel
 
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared/data/prefeval-sample"

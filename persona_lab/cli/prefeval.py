@@ -88,8 +88,8 @@ def _list_methods(console: Console) -> int:
 
 def _validate(args: argparse.Namespace, console: Console) -> int:
     from persona_lab.core.errors import DataError
-    from persona_lab.eval.prefeval.data import FORMS, default_filler_path, load_filler, load_prefeval
     from persona_lab.models.tokens import approx_token_count
+    from persona_lab.simulators.prefeval.data import FORMS, default_filler_path, load_filler, load_prefeval
 
     ds = load_prefeval(args.data)
     t = Table("topic", *FORMS, "mcq", "verifiable", "items", title=f"PrefEval dataset {ds.root}")

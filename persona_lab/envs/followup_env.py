@@ -11,7 +11,7 @@ Observation: ``{"conversation": text of every turn so far under [user]/[assistan
 
 Rewards (``reward_mode``):
 - ``"followup"`` (default): +1 when the user's follow-up is positive, -1 when negative.
-- ``"flr"``: follow-up likelihood as reward (:mod:`persona_lab.eval.flr`) under ``scorer``.
+- ``"flr"``: follow-up likelihood as reward (:mod:`persona_lab.simulators.followup_flr`) under ``scorer``.
 
 ``info`` carries the follow-up, its class, the dimension it is about, the judge-free checks of the
 answer, which preferences it satisfied, goal progress, FLR when a scorer is set, usage, and under
@@ -211,7 +211,10 @@ class FollowUpEnv(gym.Env[dict[str, Any], str]):
         return self._user
 
     def _flr(self, conversation: tuple[Message, ...]) -> Any:
-        from persona_lab.eval.flr import as_scorer, follow_up_likelihood_reward  # light: core, models, lists
+        from persona_lab.simulators.followup_flr import (  # light: core, models, lists
+            as_scorer,
+            follow_up_likelihood_reward,
+        )
 
         scorer = as_scorer(self._scorer)  # a spec string opens once per process, not once per env
         context = conversation if self.flr_context is None else conversation[-self.flr_context :]

@@ -25,8 +25,14 @@ from gymnasium.error import ResetNeeded
 
 from persona_lab.core.errors import ConfigError
 from persona_lab.envs.spaces import text_space
-from persona_lab.eval.prefeval.context import DEFAULT_SYSTEM_PROMPT, ContextConfig, build_context, prompt_sha
-from persona_lab.eval.prefeval.data import (
+from persona_lab.models.base import ChatModel, GenerationParams
+from persona_lab.simulators.prefeval.context import (
+    DEFAULT_SYSTEM_PROMPT,
+    ContextConfig,
+    build_context,
+    prompt_sha,
+)
+from persona_lab.simulators.prefeval.data import (
     FORMS,
     Filler,
     PrefEvalItem,
@@ -35,8 +41,7 @@ from persona_lab.eval.prefeval.data import (
     load_prefeval,
     normalize_form,
 )
-from persona_lab.eval.prefeval.judges import LLMJudge, ProgrammaticJudge
-from persona_lab.models.base import ChatModel, GenerationParams
+from persona_lab.simulators.prefeval.judges import LLMJudge, ProgrammaticJudge
 
 PRIVILEGED = "privileged"
 DEFAULT_EXPLICIT_REPLY = "Thank you for telling me. I will keep that in mind."

@@ -5,7 +5,7 @@ Three things live here, none of which loads or calls a model on construction:
 - :data:`FOLLOWUPS`, the follow-up utterances written for this project: for each of six dimensions
   (understanding, relevance, correctness, engagingness, informativeness, instruction-following)
   ten positive and ten negative things a user might say right after an answer. The scripted user
-  picks its reactions from them and FLR (:mod:`persona_lab.eval.flr`) scores their likelihood.
+  picks its reactions from them and FLR (:mod:`persona_lab.simulators.followup_flr`) scores their likelihood.
 - :data:`TOPICS`, a small question bank: what the simulated users ask about, with the keywords,
   answer terms and reference facts that make an answer checkable without a judge.
 - The users: :class:`ScriptedFollowUpUser` (deterministic, reacts to which of its catalog

@@ -379,8 +379,8 @@ def sft_from_prefeval_run(
         DataError: a malformed record (file, line, field), or a filler that does not match the run.
     """
     from persona_lab.core.errors import ConfigError
-    from persona_lab.eval.prefeval.data import load_filler
     from persona_lab.eval.prefeval.runner import request_messages
+    from persona_lab.simulators.prefeval.data import load_filler
 
     if judge not in JUDGE_CHOICES:
         raise ValueError(f"judge must be one of {JUDGE_CHOICES}, got {judge!r}")

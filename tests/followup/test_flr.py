@@ -25,10 +25,16 @@ import pytest
 
 from persona_lab.core.errors import BackendUnavailableError, ConfigError
 from persona_lab.core.messages import Message
-from persona_lab.eval.flr import FLRResult, as_scorer, flr_batch, flr_requests, follow_up_likelihood_reward
 from persona_lab.models.cache import CachedChatModel
 from persona_lab.simulators import catalog
 from persona_lab.simulators.followup import DIMENSIONS, NEGATIVE, POSITIVE, TOPICS, followup_list
+from persona_lab.simulators.followup_flr import (
+    FLRResult,
+    as_scorer,
+    flr_batch,
+    flr_requests,
+    follow_up_likelihood_reward,
+)
 from persona_lab.simulators.personas import LatentPreference, Persona
 from persona_lab.testing.fakes import FakeChatModel
 

@@ -7,13 +7,6 @@ from pathlib import Path
 import pytest
 
 from persona_lab.core.errors import UnknownNameError
-from persona_lab.eval.prefeval.classification import (
-    classification_question,
-    parse_choice,
-    shuffle_options,
-)
-from persona_lab.eval.prefeval.context import build_context
-from persona_lab.eval.prefeval.data import load_filler, load_prefeval
 from persona_lab.eval.prefeval.methods import (
     METHODS,
     MethodOptions,
@@ -22,6 +15,13 @@ from persona_lab.eval.prefeval.methods import (
     reminder_text,
 )
 from persona_lab.models.base import GenerationParams
+from persona_lab.simulators.prefeval.classification import (
+    classification_question,
+    parse_choice,
+    shuffle_options,
+)
+from persona_lab.simulators.prefeval.context import build_context
+from persona_lab.simulators.prefeval.data import load_filler, load_prefeval
 from persona_lab.testing import FakeChatModel
 
 OPTIONS = ("Herbal tea.", "A double espresso.", "A vanilla latte.", "Cold brew coffee.")

@@ -13,10 +13,10 @@ import pytest
 from persona_lab.cli import prefeval as prefeval_cli
 from persona_lab.core.errors import ConfigError
 from persona_lab.core.io import read_jsonl
-from persona_lab.eval.prefeval.data import load_filler
 from persona_lab.eval.prefeval.report import rebuild_outputs
 from persona_lab.eval.prefeval.runner import PrefEvalConfig, PrefEvalRunner, request_messages
 from persona_lab.models.base import ChatRequest
+from persona_lab.simulators.prefeval.data import load_filler
 from persona_lab.testing import FakeChatModel
 
 

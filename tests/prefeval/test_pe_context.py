@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 
 from persona_lab.core.errors import ConfigError
-from persona_lab.eval.prefeval.context import (
+from persona_lab.eval.prefeval.runner import PrefEvalConfig, PrefEvalRunner
+from persona_lab.simulators.prefeval.context import (
     ContextConfig,
     FinalUserMessage,
     build_context,
     count_tokens,
     length_instruction,
 )
-from persona_lab.eval.prefeval.data import FORMS, load_filler, load_prefeval
-from persona_lab.eval.prefeval.runner import PrefEvalConfig, PrefEvalRunner
+from persona_lab.simulators.prefeval.data import FORMS, load_filler, load_prefeval
 from persona_lab.testing import FakeChatModel
 
 

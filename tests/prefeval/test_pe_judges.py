@@ -8,8 +8,9 @@ import json
 
 import pytest
 
-from persona_lab.eval.prefeval.data import Verifiable
-from persona_lab.eval.prefeval.judges import (
+from persona_lab.models.base import ChatRequest
+from persona_lab.simulators.prefeval.data import Verifiable
+from persona_lab.simulators.prefeval.judges import (
     LLMJudge,
     ProgrammaticJudge,
     acknowledgement_prompt,
@@ -21,7 +22,6 @@ from persona_lab.eval.prefeval.judges import (
     parse_yes_no,
     violation_prompt,
 )
-from persona_lab.models.base import ChatRequest
 from persona_lab.testing import FakeChatModel
 
 # (acknowledged, violated, hallucinated, helpful) -> (followed, errors); written out by hand.
@@ -192,7 +192,7 @@ def test_loader_rejects_unknown_catalog_ids(tmp_path, make_dataset) -> None:
     pytest.importorskip("persona_lab.simulators.catalog")
     import json
 
-    from persona_lab.eval.prefeval.data import load_prefeval
+    from persona_lab.simulators.prefeval.data import load_prefeval
 
     root = make_dataset(tmp_path)
     path = root / "explicit_preference" / "snacks.json"
@@ -204,7 +204,7 @@ def test_loader_rejects_unknown_catalog_ids(tmp_path, make_dataset) -> None:
 
 
 def test_programmatic_judge_flags_degenerate_repetition() -> None:
-    from persona_lab.eval.prefeval.judges import is_degenerate
+    from persona_lab.simulators.prefeval.judges import is_degenerate
 
     looped = "Here are some albums:\n" + "\n".join(f'{i}. "The Sound of Live Music" by The Cure' for i in range(1, 8))
     varied = "Try Daft Punk's Discovery. Add Dua Lipa's Future Nostalgia. Chic's greatest hits keep the tempo up. Finish with Bruno Mars."

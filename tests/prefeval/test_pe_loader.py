@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from persona_lab.core.errors import ConfigError, DataError
-from persona_lab.eval.prefeval.data import FORMS, load_filler, load_prefeval, normalize_form
+from persona_lab.simulators.prefeval.data import FORMS, load_filler, load_prefeval, normalize_form
 
 
 def test_reads_the_real_sample(sample_dir: Path) -> None:

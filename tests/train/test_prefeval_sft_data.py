@@ -14,8 +14,8 @@ from persona_lab.train import data
 pytest.importorskip("persona_lab.eval.prefeval.runner")
 
 from persona_lab.core.messages import Message  # noqa: E402
-from persona_lab.eval.prefeval.context import FinalUserMessage, prompt_sha  # noqa: E402
-from persona_lab.eval.prefeval.data import filler_from_pairs  # noqa: E402
+from persona_lab.simulators.prefeval.context import FinalUserMessage, prompt_sha  # noqa: E402
+from persona_lab.simulators.prefeval.data import filler_from_pairs  # noqa: E402
 
 REMINDER = "Please stay consistent with the preferences I told you about earlier."
 

@@ -8,8 +8,11 @@ generations, and :class:`PrefEvalRunner` runs it all concurrently and resumably 
 directory (``persona-lab prefeval``).
 """
 
-from persona_lab.eval.prefeval.classification import CHANCE, parse_choice, shuffle_options
-from persona_lab.eval.prefeval.context import (
+from persona_lab.eval.prefeval.methods import METHODS, MethodOptions, PrefEvalMethod, create_method
+from persona_lab.eval.prefeval.report import rebuild_outputs, summarize
+from persona_lab.eval.prefeval.runner import PrefEvalConfig, PrefEvalRunner, request_messages
+from persona_lab.simulators.prefeval.classification import CHANCE, parse_choice, shuffle_options
+from persona_lab.simulators.prefeval.context import (
     DEFAULT_TURNS,
     ContextConfig,
     FinalUserMessage,
@@ -17,7 +20,7 @@ from persona_lab.eval.prefeval.context import (
     build_context,
     length_instruction,
 )
-from persona_lab.eval.prefeval.data import (
+from persona_lab.simulators.prefeval.data import (
     FORMS,
     Filler,
     PrefEvalDataset,
@@ -29,7 +32,7 @@ from persona_lab.eval.prefeval.data import (
     load_filler,
     load_prefeval,
 )
-from persona_lab.eval.prefeval.judges import (
+from persona_lab.simulators.prefeval.judges import (
     ERROR_TYPES,
     GenerationVerdict,
     LLMJudge,
@@ -39,9 +42,6 @@ from persona_lab.eval.prefeval.judges import (
     combine_checks,
     parse_yes_no,
 )
-from persona_lab.eval.prefeval.methods import METHODS, MethodOptions, PrefEvalMethod, create_method
-from persona_lab.eval.prefeval.report import rebuild_outputs, summarize
-from persona_lab.eval.prefeval.runner import PrefEvalConfig, PrefEvalRunner, request_messages
 
 __all__ = [
     "CHANCE",

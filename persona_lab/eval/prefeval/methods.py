@@ -25,8 +25,8 @@ import numpy as np
 
 from persona_lab.core.messages import Message, Transcript
 from persona_lab.core.registry import Registry
-from persona_lab.eval.prefeval.context import FinalUserMessage, PrefEvalContext, length_instruction
 from persona_lab.models.base import ChatModel, ChatRequest, Completion, GenerationParams
+from persona_lab.simulators.prefeval.context import FinalUserMessage, PrefEvalContext, length_instruction
 
 TASKS: tuple[str, ...] = ("generation", "classification")
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from persona_lab.core.io import atomic_write_json, atomic_write_text, read_jsonl
 from persona_lab.eval.metrics import wilson_interval
-from persona_lab.eval.prefeval.classification import CHANCE
-from persona_lab.eval.prefeval.data import FORMS
-from persona_lab.eval.prefeval.judges import ERROR_TYPES, PROGRAMMATIC_ERROR_TYPES, agreement
+from persona_lab.simulators.prefeval.classification import CHANCE
+from persona_lab.simulators.prefeval.data import FORMS
+from persona_lab.simulators.prefeval.judges import ERROR_TYPES, PROGRAMMATIC_ERROR_TYPES, agreement
 
 PLOT_FILE = "accuracy_vs_context.png"
 

@@ -59,8 +59,15 @@ from typing import Any
 from persona_lab.core.errors import ConfigError, PersonaLabError
 from persona_lab.core.io import append_jsonl, atomic_write_json, read_jsonl, repair_jsonl
 from persona_lab.core.messages import Message
-from persona_lab.eval.prefeval.classification import classification_question, parse_choice, shuffle_options
-from persona_lab.eval.prefeval.context import (
+from persona_lab.eval.prefeval.methods import METHODS, TASKS, MethodOptions, PrefEvalMethod, create_method
+from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams, UsageMeter
+from persona_lab.models.cache import CachedChatModel
+from persona_lab.simulators.prefeval.classification import (
+    classification_question,
+    parse_choice,
+    shuffle_options,
+)
+from persona_lab.simulators.prefeval.context import (
     DEFAULT_SYSTEM_PROMPT,
     DEFAULT_TURNS,
     ContextConfig,
@@ -71,7 +78,7 @@ from persona_lab.eval.prefeval.context import (
     explicit_reply_request,
     prompt_sha,
 )
-from persona_lab.eval.prefeval.data import (
+from persona_lab.simulators.prefeval.data import (
     FORMS,
     Filler,
     PrefEvalDataset,
@@ -81,10 +88,7 @@ from persona_lab.eval.prefeval.data import (
     load_prefeval,
     normalize_form,
 )
-from persona_lab.eval.prefeval.judges import NO_JUDGE, GenerationVerdict, LLMJudge, ProgrammaticJudge
-from persona_lab.eval.prefeval.methods import METHODS, TASKS, MethodOptions, PrefEvalMethod, create_method
-from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams, UsageMeter
-from persona_lab.models.cache import CachedChatModel
+from persona_lab.simulators.prefeval.judges import NO_JUDGE, GenerationVerdict, LLMJudge, ProgrammaticJudge
 
 log = logging.getLogger(__name__)
 

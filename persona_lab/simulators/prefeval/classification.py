@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from persona_lab.core.seeding import make_rng
-from persona_lab.eval.prefeval.context import FinalUserMessage
+from persona_lab.simulators.prefeval.context import FinalUserMessage
 
 LETTERS = "ABCD"
 CHANCE = 0.25

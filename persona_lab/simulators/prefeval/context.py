@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from persona_lab.core.errors import ConfigError
 from persona_lab.core.messages import Message, Transcript
 from persona_lab.core.seeding import stable_hash
-from persona_lab.eval.prefeval.data import Filler, PrefEvalItem, normalize_form
+from persona_lab.simulators.prefeval.data import Filler, PrefEvalItem, normalize_form
 
 DEFAULT_TURNS: tuple[int, ...] = (0, 3, 8, 28, 68, 298)
 """Filler pairs N per test; the paper's turn counts N + 2 = 2, 5, 10, 30, 70, 300."""

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from persona_lab.eval.prefeval.data import Verifiable
 from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams
+from persona_lab.simulators.prefeval.data import Verifiable
 
 CHECKS: tuple[str, ...] = ("acknowledgement", "violation", "hallucination", "helpfulness")
 
