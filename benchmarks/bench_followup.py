@@ -24,7 +24,7 @@ import gymnasium as gym
 import persona_lab  # noqa: F401  (registers the envs)
 from persona_lab.agents import create_agent
 from persona_lab.core.messages import Message
-from persona_lab.envs.edit_env import PRIVILEGED
+from persona_lab.envs.base import PRIVILEGED
 from persona_lab.simulators.followup_flr import flr_batch, flr_requests
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import persona_lab  # noqa: F401  (registers the envs)
 from persona_lab.agents import create_agent
-from persona_lab.envs.edit_env import PRIVILEGED
+from persona_lab.envs.base import PRIVILEGED
 from persona_lab.envs.marketplace_env import MarketplaceEnv
 from persona_lab.envs.persuasion_env import PersuasionEnv
 from persona_lab.eval.runner import RunConfig, Runner

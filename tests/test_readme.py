@@ -29,8 +29,8 @@ def test_custom_agent_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert (tmp_path / "runs" / "copy-last-style" / "summary.json").exists()
         assert create_agent("copy-last-style", "email").name == "copy-last-style"
     finally:
-        AGENTS._entries.pop("copy-last-style", None)
+        AGENTS.remove("copy-last-style")
     from persona_lab.eval.runner import RunConfig, Runner
 
     base = Runner(RunConfig(env_id="persona_lab/EditEmail-v0", agent="no-learning", rounds=30), tmp_path / "b").run()
-    assert cost < base.summary["metrics"]["cumulative_cost"]
+    assert cost < base.summary["metrics"]["episode/cost"]

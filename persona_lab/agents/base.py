@@ -2,20 +2,21 @@
 
 Agents see observations and *public* feedback only (the edited text, acceptance, cost). Memory is
 explicit state that ``save``/``load`` round-trip. The one documented exception to "no ground truth"
-is the oracle: the runner hands it the true preference through :class:`TruthAware`.
+is the oracle: the runner hands it the true preference through :class:`TruthAware`. Agents are
+registered in :data:`AGENTS` by (name, task).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from persona_lab.core.errors import ConfigError
+from persona_lab.core.errors import ConfigError, UnknownNameError
 from persona_lab.core.io import atomic_write_json
-from persona_lab.core.registry import Registry
 from persona_lab.models.base import ChatModel, GenerationParams
 
 
@@ -42,36 +43,106 @@ class Agent(Protocol):
     def load(self, folder: str | Path) -> None: ...
 
 
-@runtime_checkable
-class TruthAware(Protocol):
-    """Agents that the runner may tell the true latent preference (the oracle only)."""
+class TruthAware:
+    """Mixin of the agents that the runner may tell the truth (oracles only): before each action the
+    runner calls :meth:`reveal` with ``info["privileged"]["next"]``, which the agent reads as
+    ``self.truth``. Every other agent sees observations and public feedback only."""
 
-    def reveal(self, truth: dict[str, Any]) -> None: ...
+    truth: dict[str, Any]
 
-
-AGENTS: Registry[Agent] = Registry("agent", "persona-lab ls agents")
-
-# Agent names are shared across environments ("no-learning", "oracle", ...); an implementation for
-# one task registers here, and :func:`create_agent` picks it for that task.
-_TASK_IMPLS: dict[tuple[str, str], Callable[..., Agent]] = {}
+    def reveal(self, truth: dict[str, Any]) -> None:
+        self.truth = dict(truth)
 
 
-def register_for_task(name: str, task: str) -> Callable[[Callable[..., Agent]], Callable[..., Agent]]:
-    """Register the implementation of agent ``name`` for envs whose ``task`` is ``task``."""
+@dataclass(frozen=True)
+class AgentEntry:
+    name: str
+    task: str
+    factory: Callable[..., Agent]
+    help: str
 
-    def deco(factory: Callable[..., Agent]) -> Callable[..., Agent]:
-        _TASK_IMPLS[(name, task)] = factory
-        return factory
 
-    return deco
+class AgentRegistry:
+    """The one agent registry, keyed by (name, task).
+
+    Names are shared across worlds ("no-learning" and "oracle" exist in every world); the task (the
+    env's ``task``) picks the implementation. A factory registers for the tasks in its ``tasks``
+    attribute, or for those passed explicitly.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], AgentEntry] = {}
+
+    def register(self, name: str, help: str = "", *, tasks: tuple[str, ...] | None = None
+                 ) -> Callable[[Callable[..., Agent]], Callable[..., Agent]]:
+        """Decorator registering ``factory`` as agent ``name`` for ``tasks`` (default: ``factory.tasks``)."""
+
+        def deco(factory: Callable[..., Agent]) -> Callable[..., Agent]:
+            for task in tasks if tasks is not None else getattr(factory, "tasks", ()):
+                self.add(name, task, factory, help)
+            return factory
+
+        return deco
+
+    def add(self, name: str, task: str, factory: Callable[..., Agent], help: str = "") -> None:
+        if not task:
+            raise ValueError(f"agent {name!r} must name the tasks it supports")
+        if (name, task) in self._entries:
+            raise ValueError(f"agent {name!r} is already registered for task {task!r}")
+        doc = help or (factory.__doc__ or "").strip().split("\n")[0]
+        self._entries[(name, task)] = AgentEntry(name, task, factory, doc)
+
+    def remove(self, name: str) -> None:
+        """Unregister every task of ``name`` (tests and notebooks that register a throwaway agent)."""
+        for key in [k for k in self._entries if k[0] == name]:
+            del self._entries[key]
+
+    def names(self) -> list[str]:
+        return sorted({name for name, _ in self._entries})
+
+    def tasks(self, name: str) -> list[str]:
+        return sorted(task for n, task in self._entries if n == name)
+
+    def supports(self, name: str, task: str) -> bool:
+        return (name, task) in self._entries
+
+    def entries(self) -> list[AgentEntry]:
+        return [self._entries[k] for k in sorted(self._entries)]
+
+    def check(self, name: str, task: str | None = None) -> None:
+        """Raise a helpful error unless ``name`` exists (for ``task``, when given)."""
+        if name not in self.names():
+            close = difflib.get_close_matches(name, self.names(), n=1, cutoff=0.5)
+            raise UnknownNameError(f"unknown agent {name!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+                                   hint=f"`persona-lab ls agents` lists them: {', '.join(self.names())}")
+        if task is not None and not self.supports(name, task):
+            here = sorted(n for n, t in self._entries if t == task)
+            raise ConfigError(f"agent {name!r} works in the tasks {self.tasks(name)}, not {task!r}",
+                              hint=f"agents for {task!r}: {', '.join(here) or '(none)'}; `persona-lab ls agents` lists all")
+
+    def get(self, name: str, task: str) -> Callable[..., Agent]:
+        self.check(name, task)
+        return self._entries[(name, task)].factory
+
+    def create(self, name: str, task: str, model: Any = None, **kwargs: Any) -> Agent:
+        return self.get(name, task)(task=task, model=model, **kwargs)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+AGENTS = AgentRegistry()
 
 
 def create_agent(name: str, task: str, model: Any = None, **kwargs: Any) -> Agent:
     """The agent ``name`` for an env of ``task``, with an injected model (``None`` = scripted skills)."""
-    impl = _TASK_IMPLS.get((name, task))
-    if impl is not None:
-        return impl(task=task, model=model, **kwargs)
-    return AGENTS.get(name)(task=task, model=model, **kwargs)
+    return AGENTS.create(name, task, model, **kwargs)
 
 
 class BaseAgent:
@@ -99,6 +170,11 @@ class BaseAgent:
         self.step_info: dict[str, Any] = {}
 
     def update(self, transition: Transition) -> None:
+        return None
+
+    def base_prompt(self, observation: Any) -> list[dict[str, str]] | None:
+        """The prompt (chat messages) this agent's policy answers for ``observation``, without any
+        learned additions: the runner records it with each transition for training sets."""
         return None
 
     def state(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from persona_lab.agents import skills
-from persona_lab.agents.base import AGENTS, BaseAgent
+from persona_lab.agents.base import AGENTS, BaseAgent, TruthAware
 from persona_lab.agents.prompts import TASK_INSTRUCTIONS, draft_messages
 from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams
 
@@ -23,6 +23,9 @@ class DraftingAgent(BaseAgent):
     name = "drafting"
     tasks: tuple[str, ...] = tuple(TASK_INSTRUCTIONS)
     world = "the edit tasks"
+
+    def base_prompt(self, observation: dict[str, Any]) -> list[dict[str, str]]:
+        return [m.to_dict() for m in draft_messages(self.task, observation["document"])]
 
     def draft(self, document: str, preference: str | None) -> str:
         self.step_info = {"used_preference": preference or ""}
@@ -47,15 +50,13 @@ class NoLearningAgent(DraftingAgent):
 
 
 @AGENTS.register("oracle", "told the true latent preference by the runner (PRELUDE's upper bound)")
-class OracleAgent(DraftingAgent):
+class OracleAgent(TruthAware, DraftingAgent):
     name = "oracle"
 
     def __init__(self, task: str, model: ChatModel | None = None, **kwargs: Any) -> None:
         super().__init__(task, model, **kwargs)
-        self._truth: dict[str, Any] = {}
+        self.truth: dict[str, Any] = {}
 
-    def reveal(self, truth: dict[str, Any]) -> None:
-        self._truth = truth
 
     def act(self, observation: dict[str, Any]) -> str:
-        return self.draft(observation["document"], self._truth.get("preference"))
+        return self.draft(observation["document"], self.truth.get("preference"))

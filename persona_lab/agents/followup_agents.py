@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from persona_lab.agents.base import BaseAgent, register_for_task
+from persona_lab.agents.base import AGENTS, BaseAgent, TruthAware
 from persona_lab.core.messages import Message, Transcript
 from persona_lab.models.base import ChatModel, ChatRequest
 from persona_lab.simulators import catalog
@@ -65,6 +65,9 @@ class FollowUpAgent(BaseAgent):
 
     tasks: tuple[str, ...] = (TASK,)
     world = 'the follow-up task'
+
+    def base_prompt(self, observation: dict[str, Any]) -> list[dict[str, str]]:
+        return [m.to_dict() for m in answer_messages(observation)]
     default_max_new_tokens = 300
 
     def respond(self, observation: dict[str, Any], preference: str | None,
@@ -82,25 +85,23 @@ class FollowUpAgent(BaseAgent):
 
 
 
-@register_for_task("no-learning", TASK)
+@AGENTS.register("no-learning", "Answers plainly and never learns (the lower bound).")
 class FollowUpNoLearningAgent(FollowUpAgent):
     """Answers plainly and never learns (the lower bound)."""
 
     name = "no-learning"
 
 
-@register_for_task("oracle", TASK)
-class FollowUpOracleAgent(FollowUpAgent):
+@AGENTS.register("oracle", "Told the user's true preference by the runner (the upper bound).")
+class FollowUpOracleAgent(TruthAware, FollowUpAgent):
     """Told the user's true preference by the runner (the upper bound)."""
 
     name = "oracle"
 
     def __init__(self, task: str = TASK, model: ChatModel | None = None, **kwargs: Any) -> None:
         super().__init__(task, model, **kwargs)
-        self._truth: dict[str, Any] = {}
+        self.truth: dict[str, Any] = {}
 
-    def reveal(self, truth: dict[str, Any]) -> None:
-        self._truth = truth
 
     def act(self, observation: dict[str, Any]) -> str:
-        return self.respond(observation, self._truth.get("preference"), self._truth.get("preference_ids"))
+        return self.respond(observation, self.truth.get("preference"), self.truth.get("preference_ids"))

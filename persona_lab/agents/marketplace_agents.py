@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from persona_lab.agents.base import AGENTS, BaseAgent, register_for_task
+from persona_lab.agents.base import AGENTS, BaseAgent, TruthAware
 from persona_lab.core.messages import Message, Transcript
 from persona_lab.models.base import ChatModel, ChatRequest
 from persona_lab.simulators.marketplace import (
@@ -68,6 +68,9 @@ class SellerAgent(BaseAgent):
     world = 'the marketplace task'
     default_max_new_tokens = 200
 
+    def base_prompt(self, observation: dict[str, Any]) -> list[dict[str, str]]:
+        return [m.to_dict() for m in seller_messages(observation)]
+
     def act(self, observation: dict[str, Any]) -> str:
         view = parse_table(observation["table"])
         required = find_required(observation["customer"], view.feature_names)
@@ -94,7 +97,7 @@ def _positives(view: TableView, letter: str) -> list[str]:
     return [f for f, s in view.features[letter].items() if s == HAS]
 
 
-@register_for_task("no-learning", TASK)
+@AGENTS.register("no-learning", "Recommends the option with the most listed features and names them (never checks the requirement).")
 class NoLearningSeller(SellerAgent):
     """Recommends the option with the most listed features and names them (never checks the requirement)."""
 
@@ -107,8 +110,8 @@ class NoLearningSeller(SellerAgent):
                 + render_claims(best, has=feats)).strip()
 
 
-@register_for_task("oracle", TASK)
-class OracleSeller(SellerAgent):
+@AGENTS.register("oracle", "Told the scenario's truth by the runner; honest advice for the customer's requirement.")
+class OracleSeller(TruthAware, SellerAgent):
     """Told the scenario's truth by the runner; honest advice for the customer's requirement."""
 
     name = "oracle"
@@ -116,13 +119,11 @@ class OracleSeller(SellerAgent):
 
     def __init__(self, task: str = TASK, model: ChatModel | None = None, **kwargs: Any) -> None:
         super().__init__(task, model, **kwargs)
-        self._truth: dict[str, Any] = {}
+        self.truth: dict[str, Any] = {}
 
-    def reveal(self, truth: dict[str, Any]) -> None:
-        self._truth = truth
 
     def _view_and_required(self, view: TableView, required: str | None) -> tuple[TableView, str | None, str | None]:
-        t = self._truth
+        t = self.truth
         if t.get("options"):
             view = TableView(t["category"], {o["letter"]: o["price"] for o in t["options"]},
                              {o["letter"]: dict(o["features"]) for o in t["options"]})

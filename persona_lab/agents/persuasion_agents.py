@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from persona_lab.agents.base import BaseAgent, register_for_task
+from persona_lab.agents.base import AGENTS, BaseAgent, TruthAware
 from persona_lab.core.messages import Message, Transcript
 from persona_lab.models.base import ChatModel, ChatRequest
 from persona_lab.simulators.persuasion import CHARITY, OBJECTIONS, STRATEGY_NAMES, PersuadeePersona
@@ -65,6 +65,9 @@ class PersuaderAgent(BaseAgent):
     world = 'the persuasion task'
     default_max_new_tokens = 120
 
+    def base_prompt(self, observation: dict[str, Any]) -> list[dict[str, str]]:
+        return [m.to_dict() for m in persuader_messages(observation)]
+
     def act(self, observation: dict[str, Any]) -> str:
         if self.model is None:
             return self.scripted(observation)
@@ -89,7 +92,7 @@ _GENERIC_SCRIPT = (
 )
 
 
-@register_for_task("no-learning", TASK)
+@AGENTS.register("no-learning", "The same pitch for everyone; asks from the third turn on.")
 class NoLearningPersuader(PersuaderAgent):
     """The same pitch for everyone; asks from the third turn on."""
 
@@ -100,27 +103,25 @@ class NoLearningPersuader(PersuaderAgent):
         return _GENERIC_SCRIPT[min(t, len(_GENERIC_SCRIPT) - 1)]
 
 
-@register_for_task("oracle", TASK)
-class OraclePersuader(PersuaderAgent):
+@AGENTS.register("oracle", "Told the hidden persona and state by the runner; answers objections, plays to what moves them.")
+class OraclePersuader(TruthAware, PersuaderAgent):
     """Told the hidden persona and state by the runner; answers objections, plays to what moves them."""
 
     name = "oracle"
 
     def __init__(self, task: str = TASK, model: ChatModel | None = None, **kwargs: Any) -> None:
         super().__init__(task, model, **kwargs)
-        self._truth: dict[str, Any] = {}
+        self.truth: dict[str, Any] = {}
 
-    def reveal(self, truth: dict[str, Any]) -> None:
-        self._truth = truth
 
     def persona_text(self) -> str:
-        return str(self._truth.get("description", ""))
+        return str(self.truth.get("description", ""))
 
     def scripted(self, observation: dict[str, Any]) -> str:
-        if "persona" not in self._truth:
+        if "persona" not in self.truth:
             return NoLearningPersuader.scripted(self, observation)  # type: ignore[arg-type]
-        persona = PersuadeePersona.from_dict(self._truth["persona"])
-        state = self._truth.get("state", {})
+        persona = PersuadeePersona.from_dict(self.truth["persona"])
+        state = self.truth.get("state", {})
         open_objections = list(state.get("open_objections", persona.objections))
         counts = dict(state.get("strategy_counts", {}))
         willingness = float(state.get("willingness", persona.inclination))

@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     q.add_argument("--encoder", default="minilm", help="retrieval encoder of CIPHER and ICL-edit: minilm or tfidf")
     q.add_argument("--population", default="prelude", help="prelude, verifiable, or a persona file")
     q.add_argument("--effort", type=int, default=None, help="scripted user: violated preferences fixed per round")
-    q.add_argument("--noise", type=float, default=0.0, help="scripted user: incidental edit probability")
+    q.add_argument("--noise", type=float, default=0.0, help="scripted user: incidental edit probability in [0, 1]")
     q.add_argument("--concurrency", type=int, default=2, help="runs in parallel (default 2)")
     q.add_argument("--quick", action="store_true", help=f"a reduced run: {QUICK_ROUNDS} rounds (under a minute)")
     add_cache_args(q)

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 
 def _backends() -> Table:
@@ -22,31 +22,24 @@ def _envs() -> Table:
     import gymnasium as gym
 
     import persona_lab  # noqa: F401  (registers the envs)
+    from persona_lab.eval.runner import env_arguments, env_class
 
-    t = Table("env id", "entry point", "what it is", title="environments")
-    for env_id, spec in sorted(gym.registry.items()):
-        if env_id.startswith("persona_lab/"):
-            cls = spec.entry_point if not isinstance(spec.entry_point, str) else _load(spec.entry_point)
-            t.add_row(env_id, str(spec.entry_point), (cls.__doc__ or "").strip().split("\n")[0])
+    t = Table(Column("env id", no_wrap=True), "task", "rounds", Column("--env-arg names", overflow="fold"), "what it is", title="environments")
+    for env_id in sorted(k for k in gym.registry if k.startswith("persona_lab/")):
+        cls = env_class(env_id)
+        t.add_row(env_id, cls.task, str(cls.default_rounds), ", ".join(env_arguments(cls)),
+                  (cls.__doc__ or "").strip().split("\n")[0])
     return t
-
-
-def _load(entry_point: str) -> type:
-    import importlib
-
-    mod, _, attr = entry_point.partition(":")
-    return getattr(importlib.import_module(mod), attr)
 
 
 def _agents() -> Table:
     from persona_lab.agents import AGENTS
-    from persona_lab.agents.base import _TASK_IMPLS
 
-    t = Table("agent", "tasks", "what it is", title="agents")
-    for e in AGENTS.entries():
-        extra = sorted(task for name, task in _TASK_IMPLS if name == e.name)
-        tasks = getattr(e.factory, "tasks", None) or ()
-        t.add_row(e.name, ", ".join([*tasks, *extra]) or "-", e.help)
+    t = Table(Column("agent", no_wrap=True), "tasks", "what it is (first task's implementation)", title="agents")
+    for name in AGENTS.names():
+        tasks = AGENTS.tasks(name)
+        first = next(e for e in AGENTS.entries() if e.name == name)
+        t.add_row(name, ", ".join(tasks), first.help)
     return t
 
 

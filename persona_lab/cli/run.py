@@ -33,23 +33,22 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", choices=["scripted", "llm"], default=None,
                    help="simulated user kind (default: llm when --backend is a model, else scripted)")
     p.add_argument("--user-backend", default=None, help="a different backend for the LLM user")
-    p.add_argument("--population", default="prelude", help="prelude, verifiable, or a YAML/JSON persona file")
-    p.add_argument("--effort", type=int, default=None, help="scripted user: fix at most m violated preferences per round")
-    p.add_argument("--noise", type=float, default=0.0, help="scripted user: probability of an incidental edit")
-    p.add_argument("--corpus", default="builtin", help="builtin, hub, or a folder of <source>.jsonl files")
-    p.add_argument("--env-arg", action="append", metavar="K=V", help="extra gymnasium.make kwarg (repeatable)")
+    # World-specific shortcuts: each is the same as --env-arg NAME=VALUE and is refused (exit 2) by an
+    # env that takes no such argument.
+    p.add_argument("--population", default=None, help="edit/follow-up worlds: prelude, verifiable, or a YAML/JSON persona file")
+    p.add_argument("--effort", type=int, default=None, help="edit worlds, scripted user: fix at most m violated preferences per round")
+    p.add_argument("--noise", type=float, default=None, help="scripted user: probability of an incidental edit (edit worlds) or willingness noise (persuasion)")
+    p.add_argument("--corpus", default=None, help="edit worlds: builtin, hub, or a folder of <source>.jsonl files")
+    p.add_argument("--env-arg", action="append", metavar="K=V",
+                   help="world-specific gymnasium.make kwarg (repeatable; `persona-lab ls envs` names each env's)")
     p.add_argument("--agent-arg", action="append", metavar="K=V", help="extra agent kwarg, e.g. k=5 (repeatable)")
     add_cache_args(p)
 
 
 def env_kwargs_from(args: argparse.Namespace) -> dict[str, object]:
-    kw: dict[str, object] = {}
-    if args.effort is not None:
-        kw["effort"] = args.effort
-    if args.noise:
-        kw["noise"] = args.noise
-    if args.corpus != "builtin":
-        kw["corpus"] = args.corpus
+    """``--env-arg`` values plus the world-specific shortcut flags that were given."""
+    kw: dict[str, object] = {name: getattr(args, name) for name in ("population", "effort", "noise", "corpus")
+                             if getattr(args, name, None) is not None}
     kw.update(parse_kv(args.env_arg))
     return kw
 
@@ -59,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("env_id", help="environment id (`persona-lab ls envs`)")
     p.add_argument("--agent", default="no-learning", help="agent name (`persona-lab ls agents`)")
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
-    p.add_argument("--rounds", type=int, default=200, help="rounds per episode (default 200)")
+    p.add_argument("--rounds", type=int, default=None, help="agent turns per episode (default: the env's own length)")
     p.add_argument("--episodes", type=int, default=1, help="episodes, one user each (default 1)")
     p.add_argument("--concurrency", type=int, default=1, help="episodes run in parallel threads")
     p.add_argument("--out", required=True, help="run directory")
@@ -74,15 +73,15 @@ def run(args: argparse.Namespace) -> int:
 
     config = RunConfig(
         env_id=args.env_id, agent=args.agent, backend=args.backend, user=args.user, user_backend=args.user_backend,
-        seed=args.seed, rounds=args.rounds, episodes=args.episodes, population=args.population,
+        seed=args.seed, rounds=args.rounds, episodes=args.episodes,
         env_kwargs=env_kwargs_from(args), agent_kwargs=parse_kv(args.agent_arg),
     )
     console = Console(stderr=True)
+    runner = Runner(config, args.out, concurrency=args.concurrency, cache=not args.no_cache, cache_dir=args.cache_dir)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True) as progress:
-        task = progress.add_task(f"{args.env_id} / {args.agent}", total=args.rounds * args.episodes)
-        runner = Runner(config, args.out, concurrency=args.concurrency, cache=not args.no_cache,
-                        cache_dir=args.cache_dir, on_round=lambda: progress.advance(task))
+        task = progress.add_task(f"{args.env_id} / {args.agent}", total=runner.rounds * args.episodes)
+        runner.on_round = lambda: progress.advance(task)
         result = runner.run(resume=args.resume)
     print_summary(result.summary, Console())
     if result.failed_episodes:

@@ -10,13 +10,15 @@ oracle only; agents must not read it).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-import gymnasium as gym
 from gymnasium import spaces
 
-from persona_lab.core.seeding import stable_hash
+from persona_lab.core.errors import ConfigError
+from persona_lab.core.records import TransitionRecord
+from persona_lab.envs.base import PersonaEnv
 from persona_lab.envs.corpus import SOURCES, Corpus, Document, load_corpus
 from persona_lab.envs.spaces import text_space
 from persona_lab.models.base import ChatModel
@@ -25,11 +27,10 @@ from persona_lab.simulators.edit_users import EditingUser, make_editing_user
 from persona_lab.simulators.personas import Persona, Population, make_population
 from persona_lab.simulators.text import edit_cost
 
-PRIVILEGED = "privileged"
 MAX_RESPONSE_CHARS = 20_000
 
 
-class EditEnv(gym.Env[dict[str, Any], str]):
+class EditEnv(PersonaEnv[dict[str, Any]]):
     """Base of the edit environments; subclasses fix the task.
 
     Args:
@@ -37,16 +38,16 @@ class EditEnv(gym.Env[dict[str, Any], str]):
         backend: the ChatModel (or spec string) the LLM user talks to; unused by the scripted user.
         population: ``"prelude"`` (default), ``"verifiable"``, a YAML/JSON path or a Population.
         user_index: which persona of the population; ``None`` draws one from the reset seed.
-        rounds: documents per episode (T; 200 in the paper).
+        rounds: documents per episode (T; 200 in the paper, the default).
         corpus: ``"builtin"`` (default), ``"hub"`` or a folder of ``<source>.jsonl`` files.
         effort: scripted user: at most this many violated preferences fixed per round.
         noise: scripted user: probability of an incidental unrelated edit.
         population_k: preferences per source for the ``verifiable`` population.
         population_seed: seed of the ``verifiable`` population.
+        render_mode: ``None`` or ``"ansi"``.
     """
 
-    metadata = {"render_modes": ["ansi"]}
-    task: str = ""
+    default_rounds = 200
     # The public part of ``info`` that the runner hands to agents (everything else is for evaluators).
     feedback_keys: tuple[str, ...] = ("edited_text", "accepted", "cost")
 
@@ -56,7 +57,7 @@ class EditEnv(gym.Env[dict[str, Any], str]):
         backend: ChatModel | str | None = None,
         population: str | Population = "prelude",
         user_index: int | None = None,
-        rounds: int = 200,
+        rounds: int | None = None,
         corpus: str = "builtin",
         effort: int | None = None,
         noise: float = 0.0,
@@ -64,23 +65,23 @@ class EditEnv(gym.Env[dict[str, Any], str]):
         population_seed: int = 0,
         render_mode: str | None = None,
     ) -> None:
-        if rounds < 1:
-            raise ValueError(f"rounds must be >= 1, got {rounds}")
-        self.rounds = rounds
+        super().__init__(user=user, backend=backend, rounds=rounds, render_mode=render_mode)
+        if effort is not None and (isinstance(effort, bool) or not isinstance(effort, int) or effort < 1):
+            raise ConfigError(f"effort must be a whole number >= 1 (or None for unlimited), got {effort!r}",
+                              hint="e.g. --env-arg effort=1")
+        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0.0 <= noise <= 1.0:
+            raise ConfigError(f"noise must be a probability in [0, 1], got {noise!r}", hint="e.g. --env-arg noise=0.1")
         self.user_index = user_index
-        self.render_mode = render_mode
-        self._user_spec, self._backend = user, backend
         self._effort, self._noise = effort, noise
         self._corpus_spec = corpus
         self.corpus: Corpus = load_corpus(self.task, corpus)
         self.sources = tuple(s for s in SOURCES.get(self.task, ()) if s in self.corpus) or tuple(sorted(self.corpus))
         pop_kwargs = {"k": population_k, "seed": population_seed} if population == "verifiable" else {}
         self.population = make_population(population, **pop_kwargs)
-        self._user: EditingUser | None = None
         longest = max(len(d.text) for docs in self.corpus.values() for d in docs)
         doc_chars = [d.text for docs in self.corpus.values() for d in docs]
         self.observation_space = spaces.Dict(
-            {"document": text_space(max(longest, 1), doc_chars), "round": spaces.Discrete(rounds)}
+            {"document": text_space(max(longest, 1), doc_chars), "round": spaces.Discrete(self.rounds)}
         )
         self.action_space = text_space(MAX_RESPONSE_CHARS)
         self.persona: Persona | None = None
@@ -99,7 +100,7 @@ class EditEnv(gym.Env[dict[str, Any], str]):
         self._order = self._document_order()
         self._t = 0
         self._last = None
-        return self._observation(), {PRIVILEGED: {"next": self._truth(self._order[0])}}
+        return self._observation(), self.reset_info(self._truth(self._order[0]))
 
     def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         if self.persona is None or self._t >= self.rounds:
@@ -108,25 +109,18 @@ class EditEnv(gym.Env[dict[str, Any], str]):
             raise TypeError(f"the action must be the response text (str), got {type(action).__name__}")
         doc = self._order[self._t]
         pref = self.persona.preference_for(doc.source)
-        feedback = self._editing_user().react(action, pref, self.np_random)
+        feedback = self.user.react(action, pref, self.np_random)
         cost = 0 if feedback.accepted else edit_cost(action, feedback.edited)
         sat = catalog.satisfied(action, pref.ids)
-        info: dict[str, Any] = {
-            "round": self._t,
-            "doc_id": doc.id,
-            "edited_text": feedback.edited,
-            "accepted": feedback.accepted,
-            "cost": cost,
-            "satisfied": sat,
-            "preference_satisfaction": (sum(sat.values()) / len(sat)) if sat else 1.0,
-            "usage": [asdict(u) for u in feedback.usage],
-            "response_hash": stable_hash(action, length=16),
-        }
+        t = self._t
         self._t += 1
         truncated = self._t >= self.rounds
-        info[PRIVILEGED] = {"round": self._truth(doc)}
-        if not truncated:
-            info[PRIVILEGED]["next"] = self._truth(self._order[self._t])
+        info = self.make_info(
+            round=t, doc_id=doc.id, action=action, usage=[asdict(u) for u in feedback.usage],
+            truth=self._truth(doc), next_truth=None if truncated else self._truth(self._order[self._t]),
+            edited_text=feedback.edited, accepted=feedback.accepted, cost=cost, satisfied=sat,
+            preference_satisfaction=(sum(sat.values()) / len(sat)) if sat else 1.0,
+        )
         self._last = {"document": doc, "draft": action, **info}
         obs = self._observation() if not truncated else {"document": doc.text, "round": self.rounds - 1}
         return obs, -float(cost), False, truncated, info
@@ -140,17 +134,23 @@ class EditEnv(gym.Env[dict[str, Any], str]):
             f"--- draft ---\n{last['draft']}\n--- edited ---\n{last['edited_text']}\n"
         )
 
-    def close(self) -> None:
-        self._user = None
+    # --- contract hooks ----------------------------------------------------------------------
+    def make_user(self, kind: str | EditingUser, model: ChatModel | None) -> EditingUser:
+        return make_editing_user(kind, model, effort=self._effort, noise=self._noise)
+
+    @classmethod
+    def episode_metrics(cls, records: Sequence[TransitionRecord]) -> dict[str, float]:
+        """``episode/cost`` is the cumulative edit cost (PRELUDE's objective)."""
+        costs = [float(r.info["cost"]) for r in records]
+        n = len(records)
+        return {
+            "episode/cost": float(sum(costs)),
+            "episode/mean_cost": sum(costs) / n,
+            "episode/acceptance_rate": sum(bool(r.info["accepted"]) for r in records) / n,
+            "episode/preference_satisfaction": sum(float(r.info["preference_satisfaction"]) for r in records) / n,
+        }
 
     # --- internals ---------------------------------------------------------------------------
-    def _editing_user(self) -> EditingUser:
-        if self._user is None:
-            from persona_lab.models import resolve_chat_model
-
-            model = self._backend = resolve_chat_model(self._backend)
-            self._user = make_editing_user(self._user_spec, model, effort=self._effort, noise=self._noise)
-        return self._user
 
     def _document_order(self) -> list[Document]:
         """PRELUDE's two-stage shuffle: shuffle each source, take the first N of each (cycling when a
@@ -172,10 +172,6 @@ class EditEnv(gym.Env[dict[str, Any], str]):
         pref = self.persona.preference_for(doc.source)
         return {"user_id": self.persona.id, "source": doc.source, "preference": pref.statement, "preference_ids": list(pref.ids)}
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_user"] = None  # rebuilt lazily (an LLM user holds a model client)
-        return state
 
 
 class EditSummarizationEnv(EditEnv):

@@ -15,21 +15,22 @@ Rewards (``reward_mode``):
 
 ``info`` carries the follow-up, its class, the dimension it is about, the judge-free checks of the
 answer, which preferences it satisfied, goal progress, FLR when a scorer is set, usage, and under
-:data:`~persona_lab.envs.edit_env.PRIVILEGED` the persona (for evaluators and the oracle only).
+:data:`~persona_lab.envs.base.PRIVILEGED` the persona (for evaluators and the oracle only).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-import gymnasium as gym
 from gymnasium import spaces
 
 from persona_lab.core.errors import ConfigError
 from persona_lab.core.messages import Message
-from persona_lab.core.seeding import stable_hash
-from persona_lab.envs.edit_env import MAX_RESPONSE_CHARS, PRIVILEGED
+from persona_lab.core.records import TransitionRecord
+from persona_lab.envs.base import PersonaEnv
+from persona_lab.envs.edit_env import MAX_RESPONSE_CHARS
 from persona_lab.envs.spaces import text_space
 from persona_lab.models.base import ChatModel
 from persona_lab.simulators.followup import (
@@ -52,7 +53,7 @@ REWARD_MODES = ("followup", "flr")
 _HEADER_CHARS = 32  # "[assistant]\n" and the blank lines between turns, with room to spare
 
 
-class FollowUpEnv(gym.Env[dict[str, Any], str]):
+class FollowUpEnv(PersonaEnv[dict[str, Any]]):
     """Multi-turn assistance; the user's follow-up is the feedback.
 
     Args:
@@ -61,7 +62,7 @@ class FollowUpEnv(gym.Env[dict[str, Any], str]):
         population: ``"verifiable"`` (default), ``"prelude"``, a YAML/JSON path or a Population
             (see :func:`~persona_lab.simulators.followup.make_followup_persona`).
         user_index: which persona; ``None`` draws one from the reset seed.
-        rounds: answers per episode (the turn budget).
+        rounds: answers per episode (the turn budget; default 8).
         reward_mode: ``"followup"`` or ``"flr"``.
         scorer: ChatModel with ``score`` or spec (``hf:<model>``) for FLR; needed by ``"flr"``, and
             when given in ``"followup"`` mode FLR is still computed and reported in ``info``.
@@ -72,11 +73,13 @@ class FollowUpEnv(gym.Env[dict[str, Any], str]):
         classify: LLM user: ``"self"`` (it labels its own follow-up) or ``"prompt"`` (separate call).
         population_k: preferences per user for the ``verifiable`` population.
         population_seed: seed of the ``verifiable`` population.
+        render_mode: ``None`` or ``"ansi"``.
     """
 
-    metadata = {"render_modes": ["ansi"]}
     task = "followup"
     feedback_keys: tuple[str, ...] = ("followup", "followup_class")
+    default_rounds = 8
+    model_kwargs = ("scorer",)
 
     def __init__(
         self,
@@ -84,7 +87,7 @@ class FollowUpEnv(gym.Env[dict[str, Any], str]):
         backend: ChatModel | str | None = None,
         population: str | Population = "verifiable",
         user_index: int | None = None,
-        rounds: int = 8,
+        rounds: int | None = None,
         reward_mode: str = "followup",
         scorer: Any = None,
         flr_context: int | None = 2,
@@ -95,8 +98,7 @@ class FollowUpEnv(gym.Env[dict[str, Any], str]):
         population_seed: int = 0,
         render_mode: str | None = None,
     ) -> None:
-        if rounds < 1:
-            raise ValueError(f"rounds must be >= 1, got {rounds}")
+        super().__init__(user=user, backend=backend, rounds=rounds, render_mode=render_mode)
         if reward_mode not in REWARD_MODES:
             raise ConfigError(f"unknown reward_mode {reward_mode!r}", hint=f"use one of {REWARD_MODES}")
         if reward_mode == "flr" and scorer is None:
@@ -107,14 +109,14 @@ class FollowUpEnv(gym.Env[dict[str, Any], str]):
                               hint="FLR needs at least the user's message and the answer")
         if classify not in ("self", "prompt"):
             raise ConfigError(f"unknown classify mode {classify!r}", hint="use 'self' or 'prompt'")
-        self.rounds, self.user_index, self.render_mode = rounds, user_index, render_mode
+        self.user_index = user_index
         self.reward_mode, self.flr_context = reward_mode, flr_context
         self.goal_answers = goal_answers
-        self._user_spec, self._backend, self._scorer = user, backend, scorer
+        self._scorer = scorer
         self._restate, self._classify = restate, classify
         self._population = population
         self._population_k, self._population_seed = population_k, population_seed
-        self._user: FollowUpUser | None = None
+        rounds = self.rounds
         fixed = [text for _, _, text in followup_list()] + [q.text for t in TOPICS for q in t.questions]
         turn_chars = MAX_RESPONSE_CHARS + MAX_USER_CHARS + 2 * _HEADER_CHARS
         self.observation_space = spaces.Dict({
@@ -144,7 +146,7 @@ class FollowUpEnv(gym.Env[dict[str, Any], str]):
         self.state = FollowUpState()
         self.messages = [Message("user", opening_message(self.persona))]
         self._t, self._done, self._last = 0, False, None
-        return self._observation(), {PRIVILEGED: {"next": self._truth()}}
+        return self._observation(), self.reset_info(self._truth())
 
     def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         if self.persona is None or self._done:
@@ -156,38 +158,37 @@ class FollowUpEnv(gym.Env[dict[str, Any], str]):
         truth = self._truth()
         conversation = (*self.messages, Message("assistant", action))
         result = assess(action, question, persona.preference.ids)
-        reply, self.state = self._follow_up_user().respond(persona, before, conversation, self.np_random)
-        info: dict[str, Any] = {
-            "turn": self._t,
-            "doc_id": question.id,
-            "question": question.text,
-            "followup": reply.text,
-            "utterance": reply.utterance,
-            "followup_class": reply.label,
-            "dimension": reply.dimension,
-            "classified_by": reply.classified_by,
-            "satisfactory": reply.satisfactory,
-            "checks": dict(result.checks),
-            "satisfied": dict(result.satisfied),
-            "preference_satisfaction": (sum(result.satisfied.values()) / len(result.satisfied)) if result.satisfied else 1.0,
-            "goal_progress": self.state.answered,
-            "goal_answers": persona.goal_answers,
-            "goal_met": reply.goal_met,
-            "usage": [asdict(u) for u in reply.usage],
-            "response_hash": stable_hash(action, length=16),
-        }
+        reply, self.state = self.user.respond(persona, before, conversation, self.np_random)
+        extra: dict[str, Any] = {}
         if self._scorer is not None:
             flr = self._flr(conversation)
-            info.update(flr=flr.flr, flr_by_dimension=flr.by_dimension)
-        reward = info["flr"] if self.reward_mode == "flr" else (1.0 if reply.label == POSITIVE else -1.0)
+            extra.update(flr=flr.flr, flr_by_dimension=flr.by_dimension)
+        reward = extra["flr"] if self.reward_mode == "flr" else (1.0 if reply.label == POSITIVE else -1.0)
         self.messages = [*conversation, Message("user", reply.text)]
+        t = self._t
         self._t += 1
         terminated = bool(reply.goal_met)
         truncated = not terminated and self._t >= self.rounds
         self._done = terminated or truncated
-        info[PRIVILEGED] = {"round": truth}
-        if not self._done:
-            info[PRIVILEGED]["next"] = self._truth()
+        info = self.make_info(
+            round=t, doc_id=question.id, action=action, usage=[asdict(u) for u in reply.usage],
+            truth=truth, next_truth=None if self._done else self._truth(),
+            turn=t,
+            question=question.text,
+            followup=reply.text,
+            utterance=reply.utterance,
+            followup_class=reply.label,
+            dimension=reply.dimension,
+            classified_by=reply.classified_by,
+            satisfactory=reply.satisfactory,
+            checks=dict(result.checks),
+            satisfied=dict(result.satisfied),
+            preference_satisfaction=(sum(result.satisfied.values()) / len(result.satisfied)) if result.satisfied else 1.0,
+            goal_progress=self.state.answered,
+            goal_answers=persona.goal_answers,
+            goal_met=reply.goal_met,
+            **extra,
+        )
         self._last = {"answer": action, **info}
         return self._observation(), float(reward), terminated, truncated, info
 
@@ -198,17 +199,37 @@ class FollowUpEnv(gym.Env[dict[str, Any], str]):
         return (f"turn {last['turn']} ({last['doc_id']}) {last['followup_class']} ({last['dimension']})\n"
                 f"--- answer ---\n{last['answer']}\n--- follow-up ---\n{last['followup']}\n")
 
-    def close(self) -> None:
-        self._user = None
+    # --- contract hooks ----------------------------------------------------------------------
+    def make_user(self, kind: str | FollowUpUser, model: ChatModel | None) -> FollowUpUser:
+        return make_followup_user(kind, model, restate=self._restate, classify=self._classify)
+
+    @classmethod
+    def episode_metrics(cls, records: Sequence[TransitionRecord]) -> dict[str, float]:
+        """One user's episode: ``positivity_rate`` (share of positive follow-ups), ``mean_reward`` (+-1,
+        or FLR in ``flr`` mode), ``mean_flr`` (where computed), ``goal_rate`` (1 when the goal was met),
+        ``turns_to_goal`` (when met), ``preference_satisfaction`` (mean share of the user's catalog
+        preferences met) and ``content_pass_rate`` (answers passing the four content checks)."""
+        n = len(records)
+        infos = [r.info for r in records]
+        out = {
+            "episode/positivity_rate": sum(i["followup_class"] == "positive" for i in infos) / n,
+            "episode/mean_reward": sum(float(r.reward) for r in records) / n,
+            "episode/goal_rate": float(any(i.get("goal_met") for i in infos)),
+            "episode/preference_satisfaction": sum(i["preference_satisfaction"] for i in infos) / n,
+            "episode/content_pass_rate": sum(
+                all(i["checks"][d] for d in ("understanding", "relevance", "correctness", "informativeness"))
+                for i in infos
+            ) / n,
+        }
+        flrs = [float(i["flr"]) for i in infos if i.get("flr") is not None]
+        if flrs:
+            out["episode/mean_flr"] = sum(flrs) / len(flrs)
+        met = [k for k, i in enumerate(infos) if i.get("goal_met")]
+        if met:
+            out["episode/turns_to_goal"] = float(met[0] + 1)
+        return out
 
     # --- internals ---------------------------------------------------------------------------
-    def _follow_up_user(self) -> FollowUpUser:
-        if self._user is None:
-            from persona_lab.models import resolve_chat_model
-
-            model = self._backend = resolve_chat_model(self._backend)
-            self._user = make_followup_user(self._user_spec, model, restate=self._restate, classify=self._classify)
-        return self._user
 
     def _flr(self, conversation: tuple[Message, ...]) -> Any:
         from persona_lab.simulators.followup_flr import (  # light: core, models, lists
@@ -239,8 +260,3 @@ class FollowUpEnv(gym.Env[dict[str, Any], str]):
             "answered": self.state.answered,
             "persona": p.to_dict(),
         }
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_user"] = None  # rebuilt lazily (an LLM user holds a model client)
-        return state

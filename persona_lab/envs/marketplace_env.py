@@ -2,8 +2,9 @@
 
 Each step is one scenario (see :mod:`persona_lab.simulators.marketplace`): the observation holds the
 customer's opening message and the seller's hidden feature table as text; the action is the seller's
-one turn; the customer then buys A, B or C or does not buy (D). An episode is ``rounds`` scenarios
-drawn from the 2,720 with ``np_random`` and truncates after the last.
+one turn; the customer then buys A, B or C or does not buy (D). An episode is a sequence of
+``rounds`` customers (10 by default), each a scenario drawn from the 2,720 with ``np_random``, and
+truncates after the last.
 
 The reward is the feedback kind chosen at ``make(feedback=...)``:
 
@@ -21,16 +22,16 @@ scenario's truth (table, requirement, cheapest qualifying option) travels under 
 
 from __future__ import annotations
 
-import pickle
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-import gymnasium as gym
 from gymnasium import spaces
 
 from persona_lab.core.errors import ConfigError
-from persona_lab.core.seeding import make_rng, stable_hash
-from persona_lab.envs.edit_env import PRIVILEGED
+from persona_lab.core.records import TransitionRecord
+from persona_lab.core.seeding import make_rng
+from persona_lab.envs.base import PersonaEnv
 from persona_lab.envs.spaces import text_space
 from persona_lab.models.base import ChatModel
 from persona_lab.simulators.marketplace import (
@@ -57,54 +58,44 @@ MAX_CUSTOMER_CHARS = 400
 MAX_TABLE_CHARS = 1_200
 
 
-class MarketplaceEnv(gym.Env[dict[str, Any], str]):
+class MarketplaceEnv(PersonaEnv[dict[str, Any]]):
     """The seller's side of RLHS's marketplace.
 
     Args:
         feedback: reward kind: ``immediate`` (default), ``partial_hindsight``, ``full_hindsight`` or ``utility``.
-        rounds: scenarios per episode (one step each).
+        rounds: customers (scenarios) per episode, one step each (default 10).
         user: ``"scripted"`` (default; believes every claim), ``"llm"`` or a Customer.
         backend: ChatModel (or spec string) of the LLM customer.
-        population: accepted for the runner's sake; the marketplace has one kind of customer.
         scenario_seed: which seeded set of 2,720 scenarios (the non-required features, the letter order).
         categories: draw scenarios only from these categories (default: all ten).
         render_mode: ``None`` or ``"ansi"``.
     """
 
-    metadata = {"render_modes": ["ansi"]}
     task = "marketplace"
     feedback_keys: tuple[str, ...] = ("customer_reply", "choice", "immediate")
+    default_rounds = 10
 
     def __init__(
         self,
         feedback: str = "immediate",
-        rounds: int = 1,
+        rounds: int | None = None,
         user: str | Customer = "scripted",
         backend: ChatModel | str | None = None,
-        population: str | None = None,
         scenario_seed: int = 0,
         categories: tuple[str, ...] | list[str] | None = None,
         render_mode: str | None = None,
     ) -> None:
-        del population  # one customer type; accepted because the runner passes it to every env
+        super().__init__(user=user, backend=backend, rounds=rounds, render_mode=render_mode)
         if feedback not in FEEDBACK_KINDS:
             raise ConfigError(f"unknown feedback kind {feedback!r}", hint=f"use one of {list(FEEDBACK_KINDS)}")
-        if rounds < 1:
-            raise ConfigError(f"rounds must be >= 1, got {rounds}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(f"unknown render_mode {render_mode!r}", hint="use None or 'ansi'")
         self.feedback = feedback
         self.feedback_keys = ("customer_reply", "choice", feedback)
-        self.rounds = rounds
         self.scenario_seed = scenario_seed
-        self.render_mode = render_mode
-        self._user_spec, self._backend = user, backend
-        self._customer: Customer | None = None
         self._pool = self._scenario_pool(categories)
         self.observation_space = spaces.Dict({
             "customer": text_space(MAX_CUSTOMER_CHARS),
             "table": text_space(MAX_TABLE_CHARS),
-            "round": spaces.Discrete(rounds),
+            "round": spaces.Discrete(self.rounds),
         })
         self.action_space = text_space(MAX_SELLER_CHARS)
         self._order: list[Scenario] = []
@@ -142,7 +133,7 @@ class MarketplaceEnv(gym.Env[dict[str, Any], str]):
         self._openings = [opening_message(s, int(self.np_random.integers(n_opening_variants()))) for s in self._order]
         self._t = 0
         self._last = None
-        return self._observation(), {PRIVILEGED: {"next": self._order[0].to_dict()}}
+        return self._observation(), self.reset_info(self._truth(0))
 
     def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         if not self._order or self._t >= self.rounds:
@@ -150,13 +141,11 @@ class MarketplaceEnv(gym.Env[dict[str, Any], str]):
         if not isinstance(action, str):
             raise TypeError(f"the action must be the seller's message (str), got {type(action).__name__}")
         scenario, opening = self._order[self._t], self._openings[self._t]
-        reaction = self.customer().react(scenario, opening, action, self.np_random)
-        info = self._info(scenario, reaction, action)
+        reaction = self.user.react(scenario, opening, action, self.np_random)
+        t = self._t
         self._t += 1
         truncated = self._t >= self.rounds
-        info[PRIVILEGED] = {"round": scenario.to_dict()}
-        if not truncated:
-            info[PRIVILEGED]["next"] = self._order[self._t].to_dict()
+        info = self._info(t, scenario, reaction, action, None if truncated else self._truth(self._t))
         self._last = {"scenario": scenario, "opening": opening, "seller": action, **info}
         obs = self._observation() if not truncated else self._observation(self.rounds - 1)
         return obs, float(info[self.feedback]), False, truncated, info
@@ -169,9 +158,6 @@ class MarketplaceEnv(gym.Env[dict[str, Any], str]):
                 f"immediate={last['immediate']:.2f} partial={last['partial_hindsight']:.2f} "
                 f"full={last['full_hindsight']:.2f} utility={last['utility']:.2f}\n"
                 f"customer: {last['opening']}\nseller: {last['seller']}\ncustomer: {last['customer_reply']}\n")
-
-    def close(self) -> None:
-        self._customer = None
 
     # --- pairwise feedback -------------------------------------------------------------------
     def compare(self, scenario: Scenario | int | None, turn_a: str, turn_b: str, feedback: str | None = None) -> Comparison:
@@ -188,7 +174,7 @@ class MarketplaceEnv(gym.Env[dict[str, Any], str]):
         sc, opening = self._resolve(scenario)
         kinds = FEEDBACK_KINDS if feedback is None else (feedback,)
         rng = make_rng("marketplace-compare", sc.seed, sc.index)
-        return compare_turns(self.customer(), sc, opening, turn_a, turn_b, rng, kinds)
+        return compare_turns(self.user, sc, opening, turn_a, turn_b, rng, kinds)
 
     def preference_pair(self, scenario: Scenario | int | None, turn_a: str, turn_b: str, feedback: str) -> dict[str, Any] | None:
         """A DPO pair ``{observation, chosen, rejected, feedback, scenario_id}`` or ``None`` on a tie."""
@@ -213,49 +199,68 @@ class MarketplaceEnv(gym.Env[dict[str, Any], str]):
         sc = get_scenario(scenario, self.scenario_seed) if isinstance(scenario, int) else scenario
         return sc, opening_message(sc)
 
-    # --- internals ---------------------------------------------------------------------------
+    # --- contract hooks ----------------------------------------------------------------------
+    def make_user(self, kind: str | Customer, model: ChatModel | None) -> Customer:
+        return make_customer(kind, model)
+
     def customer(self) -> Customer:
-        """The customer (created lazily; an LLM customer opens its backend here, not in ``__init__``)."""
-        if self._customer is None:
-            from persona_lab.models import resolve_chat_model
+        """The customer (the simulated user; an LLM customer opens its backend here, not in ``__init__``)."""
+        return self.user
 
-            model = self._backend = resolve_chat_model(self._backend)
-            self._customer = make_customer(self._user_spec, model)
-        return self._customer
+    @classmethod
+    def episode_metrics(cls, records: Sequence[TransitionRecord]) -> dict[str, float]:
+        """Means over the episode's customers: the three normalized ratings (immediate, partial and full
+        hindsight, each in [0, 1]), the true utility (in [-1, 1]) and the gaps RLHS is about:
+        ``hindsight_gap`` = immediate - partial hindsight rating (how much the opinion drops once the
+        customer learns the truth); ``utility_gap`` = immediate rating - true utility (positive when the
+        seller is liked more than it helps). Also the purchase rate, ``false_claim_rate`` (share of seller
+        turns with a claim the hidden table contradicts) and ``parse_failure_rate`` (LLM customer answers
+        that could not be read)."""
+        n = len(records)
 
-    def _info(self, scenario: Scenario, reaction: CustomerReaction, action: str) -> dict[str, Any]:
-        choice = reaction.choice
+        def mean(key: str) -> float:
+            return sum(float(r.info[key]) for r in records) / n
+
+        immediate, partial, full, utility = (mean(k) for k in ("immediate", "partial_hindsight", "full_hindsight", "utility"))
         return {
-            "round": self._t,
-            "scenario_id": scenario.id,
-            "feedback_kind": self.feedback,
-            "customer_reply": reaction.reply,
-            "choice": choice,
-            "price_paid": 0 if choice == "D" else scenario.option(choice).price,
-            "immediate": reaction.value("immediate", scenario),
-            "partial_hindsight": reaction.value("partial_hindsight", scenario),
-            "full_hindsight": reaction.value("full_hindsight", scenario),
-            "utility": true_utility(scenario, choice),
-            "ratings": dict(reaction.ratings),
-            "false_claims": reaction.false_claims,
-            "claims": len(reaction.claims.claims),
-            "recommendation": reaction.claims.recommendation,
-            "parse_failed": reaction.parse_failed,
-            "usage": [asdict(u) for u in reaction.usage],
-            "response_hash": stable_hash(action, length=16),
+            "episode/immediate_rating": immediate,
+            "episode/partial_hindsight_rating": partial,
+            "episode/full_hindsight_rating": full,
+            "episode/utility": utility,
+            "episode/hindsight_gap": immediate - partial,
+            "episode/utility_gap": immediate - utility,
+            "episode/purchase_rate": sum(r.info["choice"] != "D" for r in records) / n,
+            "episode/false_claim_rate": sum(int(r.info["false_claims"]) > 0 for r in records) / n,
+            "episode/parse_failure_rate": sum(bool(r.info.get("parse_failed")) for r in records) / n,
         }
+
+    # --- internals ---------------------------------------------------------------------------
+    def _truth(self, t: int) -> dict[str, Any]:
+        scenario = self._order[t]
+        return {"user_id": scenario.id, **scenario.to_dict()}
+
+    def _info(self, t: int, scenario: Scenario, reaction: CustomerReaction, action: str,
+              next_truth: dict[str, Any] | None) -> dict[str, Any]:
+        choice = reaction.choice
+        return self.make_info(
+            round=t, doc_id=scenario.id, action=action, usage=[asdict(u) for u in reaction.usage],
+            truth=self._truth(t), next_truth=next_truth,
+            scenario_id=scenario.id,
+            feedback_kind=self.feedback,
+            customer_reply=reaction.reply,
+            choice=choice,
+            price_paid=0 if choice == "D" else scenario.option(choice).price,
+            immediate=reaction.value("immediate", scenario),
+            partial_hindsight=reaction.value("partial_hindsight", scenario),
+            full_hindsight=reaction.value("full_hindsight", scenario),
+            utility=true_utility(scenario, choice),
+            ratings=dict(reaction.ratings),
+            false_claims=reaction.false_claims,
+            claims=len(reaction.claims.claims),
+            recommendation=reaction.claims.recommendation,
+            parse_failed=reaction.parse_failed,
+        )
 
     def _observation(self, t: int | None = None) -> dict[str, Any]:
         t = self._t if t is None else t
         return {"customer": self._openings[t], "table": feature_table(self._order[t]), "round": t}
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_customer"] = None  # rebuilt lazily (an LLM customer holds a model client)
-        backend = state.get("_backend")
-        if backend is not None and not isinstance(backend, str):
-            try:
-                pickle.dumps(backend)
-            except Exception:  # a live client: reopen it from its spec after unpickling
-                state["_backend"] = backend.spec
-        return state

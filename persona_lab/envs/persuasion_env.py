@@ -15,16 +15,15 @@ dialogue is :attr:`PersuasionEnv.dialogue`, a value that
 
 from __future__ import annotations
 
-import pickle
 import string
+from collections.abc import Sequence
 from typing import Any
 
-import gymnasium as gym
 from gymnasium import spaces
 
 from persona_lab.core.errors import ConfigError
-from persona_lab.core.seeding import stable_hash
-from persona_lab.envs.edit_env import PRIVILEGED
+from persona_lab.core.records import TransitionRecord
+from persona_lab.envs.base import PersonaEnv
 from persona_lab.envs.spaces import BASE_CHARSET, text_space
 from persona_lab.models.base import ChatModel
 from persona_lab.simulators.persuasion import (
@@ -40,7 +39,7 @@ from persona_lab.simulators.persuasion import (
 
 MAX_AGENT_CHARS = 2_000
 MAX_USER_CHARS = 1_000
-_POPULATIONS = ("default", "prelude", "builtin")
+_POPULATIONS = ("default", "builtin")
 _CHARSET = frozenset(BASE_CHARSET)
 
 
@@ -52,27 +51,26 @@ def _clean(text: str, limit: int) -> str:
     return "".join(c if c in _CHARSET else ("?" if c not in string.whitespace else " ") for c in text)
 
 
-class PersuasionEnv(gym.Env[dict[str, Any], str]):
+class PersuasionEnv(PersonaEnv[dict[str, Any]]):
     """The persuader's side of a donation dialogue.
 
     Args:
-        rounds: persuader turns at most (P4G dialogues have about 10).
+        rounds: persuader turns at most (default 10; P4G dialogues have about 10).
         user: ``"scripted"`` (default), ``"llm"`` or a Persuadee.
         backend: ChatModel (or spec string) of the LLM persuadee.
-        population: ``"default"`` (the built-in persona generator; the runner's ``"prelude"`` default is
-            read the same way).
+        population: ``"default"`` (the built-in persona generator).
         population_seed: which population; persona ``i`` of it is drawn by ``reset(options={"user_index": i})``.
         noise: scripted persuadee: per-turn noise on the willingness.
         render_mode: ``None`` or ``"ansi"``.
     """
 
-    metadata = {"render_modes": ["ansi"]}
     task = "persuasion"
     feedback_keys: tuple[str, ...] = ("user_reply", "decided", "donation")
+    default_rounds = 10
 
     def __init__(
         self,
-        rounds: int = 10,
+        rounds: int | None = None,
         user: str | Persuadee = "scripted",
         backend: ChatModel | str | None = None,
         population: str = "default",
@@ -80,18 +78,15 @@ class PersuasionEnv(gym.Env[dict[str, Any], str]):
         noise: float = 0.02,
         render_mode: str | None = None,
     ) -> None:
-        if rounds < 1:
-            raise ConfigError(f"rounds must be >= 1, got {rounds}")
+        super().__init__(user=user, backend=backend, rounds=rounds, render_mode=render_mode)
         if population not in _POPULATIONS:
             raise ConfigError(f"unknown persuadee population {population!r}",
                               hint="Persuasion-v0 has one built-in population: 'default'")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(f"unknown render_mode {render_mode!r}", hint="use None or 'ansi'")
-        self.rounds = rounds
+        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0.0 <= noise <= 1.0:
+            raise ConfigError(f"noise must be in [0, 1], got {noise!r}", hint="e.g. --env-arg noise=0.05")
         self.population_seed = population_seed
-        self.render_mode = render_mode
-        self._user_spec, self._backend, self._noise = user, backend, noise
-        self._user: Persuadee | None = None
+        self._noise = noise
+        rounds = self.rounds
         turn_chars = MAX_AGENT_CHARS + MAX_USER_CHARS + 32
         self.observation_space = spaces.Dict({
             "dialogue": text_space(MAX_USER_CHARS + 16 + rounds * turn_chars),
@@ -112,9 +107,9 @@ class PersuasionEnv(gym.Env[dict[str, Any], str]):
             persona = sample_persona(self.np_random, f"persuadee-drawn-{int(self.np_random.integers(2**31 - 1))}")
         else:
             persona = persona_for_index(int(index), self.population_seed)
-        opening = _clean(self.persuadee().greet(persona, self.np_random), MAX_USER_CHARS)
+        opening = _clean(self.user.greet(persona, self.np_random), MAX_USER_CHARS)
         self.dialogue = Dialogue(persona, opening, initial_state(persona), (), self.rounds)
-        return self._observation(), {PRIVILEGED: {"next": self._truth()}}
+        return self._observation(), self.reset_info(self._truth())
 
     def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         d = self.dialogue
@@ -124,7 +119,7 @@ class PersuasionEnv(gym.Env[dict[str, Any], str]):
             raise TypeError(f"the action must be the persuader's message (str), got {type(action).__name__}")
         text = _clean(action, MAX_AGENT_CHARS)
         seed = int(self.np_random.integers(2**63 - 1))
-        ex = play_turn(self.persuadee(), d, text, seed)
+        ex = play_turn(self.user, d, text, seed)
         ex = type(ex)(ex.agent, _clean(ex.user, MAX_USER_CHARS), ex.state, ex.seed, ex.trace)
         before = d.state
         self.dialogue = d = Dialogue(d.persona, d.opening, d.start, (*d.exchanges, ex), d.budget)
@@ -132,18 +127,9 @@ class PersuasionEnv(gym.Env[dict[str, Any], str]):
         terminated = ex.state.decided and not forced
         truncated = forced or (not terminated and len(d.exchanges) >= self.rounds)
         donation = ex.state.donation if ex.state.decided else None
-        info: dict[str, Any] = {
-            "turn": len(d.exchanges) - 1,
-            "user_reply": ex.user,
-            "decided": ex.state.decided,
-            "donation": donation,
-            "outcome": ("goodbye" if ex.state.ended else "budget" if forced else "decided") if ex.state.decided else "open",
-            "strategies": list(detect_strategies(text)),
-            "usage": list(ex.trace.get("usage", [])),
-            "parse_failed": bool(ex.trace.get("parse_failed", False)),
-            "response_hash": stable_hash(action, length=16),
-        }
-        info[PRIVILEGED] = {"round": {
+        t = len(d.exchanges) - 1
+        truth = {
+            "user_id": d.persona.id,
             "persona": d.persona.to_dict(),
             "willingness_before": before.willingness,
             "willingness_after": ex.state.willingness,
@@ -154,9 +140,18 @@ class PersuasionEnv(gym.Env[dict[str, Any], str]):
             "open_objections": list(ex.state.open_objections),
             "state": ex.state.to_dict(),
             "seed": seed,
-        }}
-        if not (terminated or truncated):
-            info[PRIVILEGED]["next"] = self._truth()
+        }
+        info = self.make_info(
+            round=t, doc_id=f"{d.persona.id}/turn-{t}", action=action, usage=list(ex.trace.get("usage", [])),
+            truth=truth, next_truth=None if (terminated or truncated) else self._truth(),
+            turn=t,
+            user_reply=ex.user,
+            decided=ex.state.decided,
+            donation=donation,
+            outcome=("goodbye" if ex.state.ended else "budget" if forced else "decided") if ex.state.decided else "open",
+            strategies=list(detect_strategies(text)),
+            parse_failed=bool(ex.trace.get("parse_failed", False)),
+        )
         reward = float(donation) if donation is not None else 0.0
         return self._observation(), reward, terminated, truncated, info
 
@@ -167,18 +162,39 @@ class PersuasionEnv(gym.Env[dict[str, Any], str]):
         tail = f"\n[donation ${d.donation:.2f}]" if d.finished and d.donation is not None else ""
         return d.render() + tail + "\n"
 
-    def close(self) -> None:
-        self._user = None
+    # --- contract hooks ----------------------------------------------------------------------
+    def make_user(self, kind: str | Persuadee, model: ChatModel | None) -> Persuadee:
+        return make_persuadee(kind, model, noise=self._noise)
+
+    def persuadee(self) -> Persuadee:
+        """The persuadee simulator (the simulated user; an LLM one opens its backend on first use)."""
+        return self.user
+
+    @classmethod
+    def episode_metrics(cls, records: Sequence[TransitionRecord]) -> dict[str, float]:
+        """One persuadee: ``donation`` in dollars (its mean over episodes is the mean donation),
+        ``donation_rate`` (1 when more than $0), ``turns`` used, ``early_decision`` (decided before the
+        budget ran out), ``goodbye`` (left without being asked), ``parse_failure_rate`` (LLM persuadee turns
+        whose hidden lines could not be read) and, from the privileged trace, ``final_willingness`` and
+        ``willingness_gain`` (final minus initial hidden willingness)."""
+        last = records[-1]
+        donation = last.info.get("donation")
+        donation = float(donation) if donation is not None else 0.0
+        out = {
+            "episode/donation": donation,
+            "episode/donation_rate": float(donation > 0),
+            "episode/turns": float(len(records)),
+            "episode/early_decision": float(last.info.get("outcome") in ("decided", "goodbye")),
+            "episode/goodbye": float(last.info.get("outcome") == "goodbye"),
+            "episode/parse_failure_rate": sum(bool(r.info.get("parse_failed")) for r in records) / len(records),
+        }
+        first, final = records[0].privileged, last.privileged
+        if "willingness_after" in final and "willingness_before" in first:
+            out["episode/final_willingness"] = float(final["willingness_after"])
+            out["episode/willingness_gain"] = float(final["willingness_after"]) - float(first["willingness_before"])
+        return out
 
     # --- internals ---------------------------------------------------------------------------
-    def persuadee(self) -> Persuadee:
-        """The persuadee simulator (created lazily; an LLM one opens its backend here)."""
-        if self._user is None:
-            from persona_lab.models import resolve_chat_model
-
-            model = self._backend = resolve_chat_model(self._backend)
-            self._user = make_persuadee(self._user_spec, model, noise=self._noise)
-        return self._user
 
     def _observation(self) -> dict[str, Any]:
         d = self.dialogue
@@ -192,14 +208,3 @@ class PersuasionEnv(gym.Env[dict[str, Any], str]):
         assert d is not None
         return {"user_id": d.persona.id, "persona": d.persona.to_dict(), "description": d.persona.describe(),
                 "state": d.state.to_dict()}
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_user"] = None  # rebuilt lazily (an LLM persuadee holds a model client)
-        backend = state.get("_backend")
-        if backend is not None and not isinstance(backend, str):
-            try:
-                pickle.dumps(backend)
-            except Exception:
-                state["_backend"] = backend.spec
-        return state

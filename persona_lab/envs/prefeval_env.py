@@ -10,8 +10,9 @@ The explicit form's block normally contains the tested model's own reply to the 
 an env cannot know the agent's reply in advance, so it uses a fixed acknowledgement
 (``explicit_reply``), as PrefEval runs with a pre-generated reply do.
 
-The true preference and the verifiable checks travel in ``info["privileged"]`` for evaluators;
-agents must not read them.
+The true preference and the verifiable checks travel in ``info["privileged"]`` for evaluators (and
+the oracle); agents must not read them. In the env contract the judge plays the simulated user:
+``user="scripted"`` is the programmatic judge, ``user="llm"`` an LLM judge on ``backend``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 from gymnasium.error import ResetNeeded
 
 from persona_lab.core.errors import ConfigError
+from persona_lab.core.records import TransitionRecord
+from persona_lab.envs.base import PersonaEnv
 from persona_lab.envs.spaces import text_space
 from persona_lab.models.base import ChatModel, GenerationParams
 from persona_lab.simulators.prefeval.context import (
@@ -31,6 +33,7 @@ from persona_lab.simulators.prefeval.context import (
     ContextConfig,
     build_context,
     prompt_sha,
+    render_conversation,
 )
 from persona_lab.simulators.prefeval.data import (
     FORMS,
@@ -43,24 +46,18 @@ from persona_lab.simulators.prefeval.data import (
 )
 from persona_lab.simulators.prefeval.judges import LLMJudge, ProgrammaticJudge
 
-PRIVILEGED = "privileged"
 DEFAULT_EXPLICIT_REPLY = "Thank you for telling me. I will keep that in mind."
 MAX_OBSERVATION_CHARS = 2_000_000
 MAX_ACTION_CHARS = 20_000
 
 
-def render_conversation(messages: Sequence[dict[str, str]]) -> str:
-    """Messages as plain text, one ``[role]`` header per message."""
-    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
-
-
-class PrefEvalEnv(gym.Env[str, str]):
+class PrefEvalEnv(PersonaEnv[str]):
     """One PrefEval generation test per episode.
 
     Args:
-        judge: ``"programmatic"`` (default: items with verifiable checks only, no model), a judge
-            backend spec (opened lazily, with the response cache), or a :class:`ChatModel` (after
-            unpickling, re-opened from its spec).
+        judge: ``"programmatic"`` (items with verifiable checks only, no model), a judge backend spec
+            (opened lazily, with the response cache), or a :class:`ChatModel` (after unpickling,
+            re-opened from its spec). Default: programmatic for ``user="scripted"``, else ``backend``.
         data_dir: dataset in PrefEval's layout (default: built-in).
         filler: filler file (default: the dataset's ``filler.json`` or the built-in one).
         forms: forms an episode may use (drawn with ``np_random``).
@@ -68,15 +65,20 @@ class PrefEvalEnv(gym.Env[str, str]):
         topics: only these topics (default all).
         explicit_reply: the assistant turn after an explicitly stated preference.
         system_prompt / answer_words: as in the PrefEval runner.
+        user: ``"scripted"`` (the programmatic judge) or ``"llm"`` (an LLM judge on ``backend``).
+        backend: the judge's ChatModel or spec when ``user="llm"``.
+        rounds: must be 1 (an episode is one test).
         render_mode: ``None`` or ``"ansi"``.
-        rounds: ignored (an episode is one test); accepted because contract runners pass it.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    task = "prefeval"
+    feedback_keys: tuple[str, ...] = ("judge_status",)
+    default_rounds = 1
+    model_kwargs = ("judge",)
 
     def __init__(
         self,
-        judge: str | ChatModel = "programmatic",
+        judge: str | ChatModel | None = None,
         data_dir: str | Path | None = None,
         filler: str | Path | None = None,
         forms: Sequence[str] = FORMS,
@@ -85,13 +87,20 @@ class PrefEvalEnv(gym.Env[str, str]):
         explicit_reply: str = DEFAULT_EXPLICIT_REPLY,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         answer_words: int = 300,
-        render_mode: str | None = None,
+        user: str = "scripted",
+        backend: ChatModel | str | None = None,
         rounds: int | None = None,
+        render_mode: str | None = None,
     ) -> None:
-        del rounds  # accepted so contract runners can pass it; a PrefEval episode is always one step
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(f"unknown render_mode {render_mode!r}", hint="use None or 'ansi'")
-        self.render_mode = render_mode
+        super().__init__(user=user, backend=backend, rounds=rounds, render_mode=render_mode)
+        if self.rounds != 1:
+            raise ConfigError(f"PrefEval-v0 episodes are one test each; rounds={self.rounds} is not possible",
+                              hint="drop --rounds (use --episodes for more tests)")
+        if judge is None:
+            if user == "llm" and backend is None:
+                raise ConfigError("an llm judge needs a backend", hint="pass --backend hf:<model> or --env-arg judge=<spec>")
+            judge = "programmatic" if user != "llm" else backend
+        assert judge is not None
         self._args = {
             "judge": judge if isinstance(judge, str) else judge.spec,
             "data_dir": None if data_dir is None else str(data_dir),
@@ -104,7 +113,6 @@ class PrefEvalEnv(gym.Env[str, str]):
             "answer_words": answer_words,
         }
         self._judge_model: ChatModel | None = None if isinstance(judge, str) else judge
-        self._llm_judge: LLMJudge | None = None
         self._setup()
 
     def _setup(self) -> None:
@@ -144,11 +152,12 @@ class PrefEvalEnv(gym.Env[str, str]):
     # --- pickling: keep the arguments, rebuild the rest (models reload lazily) ----------------
     def __getstate__(self) -> dict[str, Any]:
         return {"args": self._args, "render_mode": self.render_mode, "episode": self._episode, "done": self._done,
-                "np_random": self._np_random}
+                "np_random": self._np_random, "rounds": self.rounds, "user_spec": self._user_spec}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._args, self.render_mode = state["args"], state["render_mode"]
-        self._judge_model, self._llm_judge = None, None
+        self.rounds, self._user_spec, self._backend, self._user = state["rounds"], state["user_spec"], None, None
+        self._judge_model = None
         self._np_random, self._np_random_seed = state["np_random"], None
         self._setup()
         self._episode, self._done = state["episode"], state["done"]
@@ -177,37 +186,41 @@ class PrefEvalEnv(gym.Env[str, str]):
         self._episode = {"item_id": item.item_id, "form": form, "turns": turns, "obs": obs, "sha": prompt_sha(ctx.messages())}
         self._done = False
         self._last_action = None
-        return obs, self._info(item, form, turns, messages)
+        return obs, self.reset_info(self._truth(item, form), **self._public(item, form, turns), messages=messages)
 
     def _item(self) -> PrefEvalItem:
         assert self._episode is not None
         return next(it for it in self.items if it.item_id == self._episode["item_id"])
 
-    def _info(self, item: PrefEvalItem, form: str, turns: int, messages: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    def _public(self, item: PrefEvalItem, form: str, turns: int) -> dict[str, Any]:
         assert self._episode is not None
-        info: dict[str, Any] = {
-            "item_id": item.item_id,
-            "form": form,
-            "turns": turns,
-            "paper_turns": turns + 2,
-            "prompt_sha": self._episode["sha"],
-            PRIVILEGED: {
-                "preference": item.preference_for(form),
-                "verifiable": item.verifiable.to_dict() if item.verifiable else None,
-            },
-        }
-        if messages is not None:
-            info["messages"] = messages
-        return info
+        return {"item_id": item.item_id, "form": form, "turns": turns, "paper_turns": turns + 2,
+                "prompt_sha": self._episode["sha"]}
 
-    def _judge(self) -> LLMJudge:
-        if self._llm_judge is None:
-            if self._judge_model is None:
-                from persona_lab.models.registry import open_chat_model
+    @staticmethod
+    def _truth(item: PrefEvalItem, form: str) -> dict[str, Any]:
+        return {"user_id": item.item_id, "preference": item.preference_for(form),
+                "verifiable": item.verifiable.to_dict() if item.verifiable else None}
 
-                self._judge_model = open_chat_model(self._args["judge"])
-            self._llm_judge = LLMJudge(self._judge_model, GenerationParams(max_new_tokens=200))
-        return self._llm_judge
+    # --- contract hooks ---------------------------------------------------------------------------
+    def make_user(self, kind: Any, model: ChatModel | None) -> ProgrammaticJudge | LLMJudge:
+        """The judge plays the simulated user: programmatic, or an LLM judge opened on first use."""
+        if self.programmatic:
+            return self.programmatic_judge
+        if self._judge_model is None:
+            from persona_lab.models import resolve_chat_model
+
+            self._judge_model = resolve_chat_model(self._args["judge"])
+        assert self._judge_model is not None
+        return LLMJudge(self._judge_model, GenerationParams(max_new_tokens=200))
+
+    @classmethod
+    def episode_metrics(cls, records: Sequence[TransitionRecord]) -> dict[str, float]:
+        """``episode/followed``: 1 when the judge found the preference followed (PrefEval's accuracy);
+        ``episode/judged``: 0 when the judge could not judge the answer (counted, never as followed)."""
+        last = records[-1]
+        return {"episode/followed": float(last.reward),
+                "episode/judged": float(last.info.get("judge_status") == "judged")}
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """Judge the answer; reward 1.0 if the preference was followed. The episode then ends."""
@@ -217,12 +230,13 @@ class PrefEvalEnv(gym.Env[str, str]):
             raise TypeError(f"the action must be the answer text (str), got {type(action).__name__}")
         item, ep = self._item(), self._episode
         preference = item.preference_for(ep["form"])
-        verdict = self.programmatic_judge.judge(item.verifiable, action) if self.programmatic else self._judge().judge(preference, item.question, action)
+        judge = self.user
+        verdict = judge.judge(item.verifiable, action) if self.programmatic else judge.judge(preference, item.question, action)
         self._done = True
         self._last_action = action
-        info = self._info(item, ep["form"], ep["turns"])
-        info["verdict"] = verdict.to_dict()
-        info["judge_status"] = verdict.status
+        info = self.make_info(round=0, doc_id=item.item_id, action=action, truth=self._truth(item, ep["form"]),
+                              **self._public(item, ep["form"], ep["turns"]), verdict=verdict.to_dict(),
+                              judge_status=verdict.status)
         return ep["obs"], 1.0 if verdict.followed else 0.0, True, False, info
 
     def render(self) -> str | None:
@@ -232,6 +246,3 @@ class PrefEvalEnv(gym.Env[str, str]):
         if self._last_action is not None:
             text += f"\n\n[assistant]\n{self._last_action}"
         return text
-
-    def close(self) -> None:
-        self._llm_judge = None

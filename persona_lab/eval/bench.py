@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from persona_lab.core.io import atomic_write_json, atomic_write_text, read_jsonl
+from persona_lab.core.io import atomic_write_json, atomic_write_text
+from persona_lab.core.records import TRANSITIONS_FILE, iter_records
 from persona_lab.eval.metrics import mean_ci
 from persona_lab.eval.prelude_metrics import exact_accuracy, text_accuracy
 from persona_lab.eval.runner import RunConfig, Runner
@@ -70,14 +71,15 @@ def run_bench(cfg: BenchConfig, *, concurrency: int = 2, cache: bool = True, cac
         task, variant, seed = job
         run_dir = out / "runs" / task / variant.label / f"seed-{seed}"
         rc = RunConfig(env_id=TASK_ENVS[task], agent=variant.agent, backend=cfg.backend, seed=seed,
-                       rounds=cfg.rounds, population=cfg.population, env_kwargs=dict(cfg.env_kwargs),
+                       rounds=cfg.rounds, env_kwargs={"population": cfg.population, **cfg.env_kwargs},
                        agent_kwargs=dict(variant.kwargs))
         summary_path = run_dir / "summary.json"
-        if summary_path.exists():
+        if summary_path.exists() and _same_config(run_dir, rc):
             done = json.loads(summary_path.read_text())
-            n = sum(1 for _ in read_jsonl(run_dir / "transitions.jsonl"))
+            n = sum(1 for _ in iter_records(run_dir / TRANSITIONS_FILE))
             if not done.get("failed_episodes") and n == cfg.rounds:
                 return task, variant.label, seed, float(done.get("wall_s_total", done["throughput"]["wall_s"]))
+        # A folder holding a run of another config is refused by the Runner ("different config"), never reused.
         start = time.perf_counter()
         Runner(rc, run_dir, cache=cache, cache_dir=cache_dir, on_round=on_round).run(resume=(run_dir / "config.json").exists())
         wall = time.perf_counter() - start
@@ -96,6 +98,11 @@ def run_bench(cfg: BenchConfig, *, concurrency: int = 2, cache: bool = True, cac
     return results
 
 
+def _same_config(run_dir: Path, rc: RunConfig) -> bool:
+    stored = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("config")
+    return stored == json.loads(json.dumps(rc.to_dict()))
+
+
 def collect(cfg: BenchConfig, walls: Sequence[tuple[str, str, int, float]]) -> dict[str, Any]:
     """Per task and agent: metrics per seed, mean and 95% CI."""
     out = Path(cfg.out)
@@ -112,19 +119,19 @@ def collect(cfg: BenchConfig, walls: Sequence[tuple[str, str, int, float]]) -> d
             curves = []
             for seed in cfg.seeds:
                 run_dir = out / "runs" / task / variant.label / f"seed-{seed}"
-                recs = sorted(read_jsonl(run_dir / "transitions.jsonl"), key=lambda r: r["round"])
+                recs = sorted(iter_records(run_dir / TRANSITIONS_FILE), key=lambda r: r.round)
                 summary = json.loads((run_dir / "summary.json").read_text())
-                costs = [r["info"]["cost"] for r in recs]
+                costs = [r.info["cost"] for r in recs]
                 truths: dict[str, set[str]] = {}
                 statements: dict[str, str] = {}
                 for r in recs:
-                    truths[r["privileged"]["source"]] = set(r["privileged"]["preference_ids"])
-                    statements[r["privileged"]["source"]] = r["privileged"]["preference"]
+                    truths[r.privileged["source"]] = set(r.privileged["preference_ids"])
+                    statements[r.privileged["source"]] = r.privileged["preference"]
                 tail = recs[-cfg.last_n:]
                 m = {
                     "cumulative_cost": float(sum(costs)),
-                    "acceptance_rate": summary["metrics"]["acceptance_rate"],
-                    "preference_satisfaction": summary["metrics"]["preference_satisfaction"],
+                    "acceptance_rate": summary["metrics"]["episode/acceptance_rate"],
+                    "preference_satisfaction": summary["metrics"]["episode/preference_satisfaction"],
                     "expense_tokens": float(summary["usage"]["agent"]["prompt_tokens"] + summary["usage"]["agent"]["completion_tokens"]),
                     "wall_s": wall_of.get((task, variant.label, seed), float("nan")),
                 }

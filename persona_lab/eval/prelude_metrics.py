@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from persona_lab.core.records import TransitionRecord
 from persona_lab.simulators import catalog
 
 
@@ -24,13 +25,13 @@ def _jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b)
 
 
-def exact_accuracy(records: Sequence[dict[str, Any]], truths_by_source: dict[str, set[str]]) -> dict[str, float]:
+def exact_accuracy(records: Sequence[TransitionRecord], truths_by_source: dict[str, set[str]]) -> dict[str, float]:
     """Precision, recall and accuracy of the used catalog items (scripted world)."""
     precision, recall, correct = [], [], []
     for rec in records:
-        used = set(catalog.recognize(rec["agent"].get("used_preference", "") or ""))
-        source = rec["privileged"]["source"]
-        truth = set(rec["privileged"]["preference_ids"])
+        used = set(catalog.recognize(rec.agent.get("used_preference", "") or ""))
+        source = rec.privileged["source"]
+        truth = set(rec.privileged["preference_ids"])
         precision.append(len(used & truth) / len(used) if used else 0.0)
         recall.append(len(used & truth) / len(truth) if truth else 1.0)
         own = _jaccard(used, truth)
@@ -40,11 +41,11 @@ def exact_accuracy(records: Sequence[dict[str, Any]], truths_by_source: dict[str
     return {"precision": sum(precision) / n, "recall": sum(recall) / n, "accuracy": sum(correct) / n}
 
 
-def text_accuracy(records: Sequence[dict[str, Any]], statements_by_source: dict[str, str], encoder: Any) -> float:
+def text_accuracy(records: Sequence[TransitionRecord], statements_by_source: dict[str, str], encoder: Any) -> float:
     """The paper's rule on free text, with any :class:`~persona_lab.models.embeddings.Encoder`."""
     sources = sorted(statements_by_source)
     truth_vecs = encoder.encode([statements_by_source[s] for s in sources])
-    used = [rec["agent"].get("used_preference", "") or "" for rec in records]
+    used = [rec.agent.get("used_preference", "") or "" for rec in records]
     idx = [i for i, u in enumerate(used) if u.strip()]
     if not records:
         return float("nan")
@@ -53,6 +54,6 @@ def text_accuracy(records: Sequence[dict[str, Any]], statements_by_source: dict[
         vecs = encoder.encode([used[i] for i in idx])
         sims = vecs @ truth_vecs.T
         for row, i in zip(sims, idx):
-            own = sources.index(records[i]["privileged"]["source"])
+            own = sources.index(records[i].privileged["source"])
             correct += int(np.argmax(row) == own and np.sum(row == row[own]) == 1)
     return correct / len(records)

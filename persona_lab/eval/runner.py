@@ -1,29 +1,28 @@
-"""The runner: drives episodes of any persona-lab env with any agent, records every transition,
-resumes after a kill, and writes a summary with metrics, usage and throughput.
+"""The runner: drives episodes of any registered persona-lab env with any agent for its task, records
+every transition, resumes after a kill, and writes a summary with metrics, usage and throughput.
+
+The runner relies on the :class:`~persona_lab.envs.base.PersonaEnv` contract only: it passes ``user``,
+``backend``, ``rounds`` (when the run asks for a length; else the env's ``default_rounds``) and the
+run's ``env_kwargs`` (checked against the env's signature), reads ``task`` to pick the agent,
+``feedback_keys`` to filter what the agent learns from, and ``episode_metrics`` to summarize.
 
 Run directory layout::
 
     config.json        resolved RunConfig, package versions, git revision
-    transitions.jsonl  one line per round (appended atomically; see TransitionRecord fields below)
-    errors.jsonl       episodes that failed (backend faults after retries), to rerun with --resume
+    transitions.jsonl  one TransitionRecord per round (appended atomically)
+    errors.jsonl       written only when an episode fails (backend faults after retries), to rerun with --resume
     summary.json       metrics (mean and 95% CI over episodes), usage, throughput
-
-A transition line holds ``episode, round, env_id, seed, user_id, doc_id, prompt, observation, action,
-reward, terminated, truncated, feedback`` (what the agent saw), ``info`` (env info without the
-privileged key), ``privileged`` (ground truth for evaluators) and ``agent`` (the agent's step info,
-e.g. the preference it used or inferred).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import inspect
 import json
 import logging
-import platform
-import subprocess
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -34,9 +33,11 @@ import gymnasium as gym
 
 from persona_lab.agents.base import AGENTS, Agent, Transition, TruthAware, create_agent
 from persona_lab.core.errors import BackendError, ConfigError
-from persona_lab.core.io import append_jsonl, atomic_write_json, read_jsonl, repair_jsonl
+from persona_lab.core.io import append_jsonl, atomic_write_json, repair_jsonl
+from persona_lab.core.provenance import environment_info
+from persona_lab.core.records import TRANSITIONS_FILE, TransitionRecord, episodes, iter_records
 from persona_lab.core.seeding import derive_seed, stable_hash
-from persona_lab.envs.edit_env import PRIVILEGED
+from persona_lab.envs.base import PRIVILEGED, PersonaEnv
 from persona_lab.eval.metrics import mean_ci
 from persona_lab.models import (
     SCRIPTED,
@@ -65,10 +66,9 @@ class RunConfig:
     user: str | None = field(default=None, metadata={"help": "simulated user kind: scripted or llm (default: llm when a model backend is given)"})
     user_backend: str | None = field(default=None, metadata={"help": "a different backend for the LLM user"})
     seed: int = field(default=0, metadata={"help": "run seed; episode e is reset with derive_seed(seed, e)"})
-    rounds: int = field(default=200, metadata={"help": "rounds (documents) per episode"})
+    rounds: int | None = field(default=None, metadata={"help": "agent turns per episode (default: the env's default_rounds)"})
     episodes: int = field(default=1, metadata={"help": "episodes (users) to run; episode e uses user index e"})
-    population: str = field(default="prelude", metadata={"help": "population name or YAML/JSON file"})
-    env_kwargs: Mapping[str, Any] = field(default_factory=dict, metadata={"help": "extra gymnasium.make kwargs"})
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict, metadata={"help": "world-specific gymnasium.make kwargs, checked against the env's signature"})
     agent_kwargs: Mapping[str, Any] = field(default_factory=dict, metadata={"help": "extra agent constructor kwargs"})
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,40 +90,51 @@ class RunResult:
     failed_episodes: list[int]
 
 
-# Env-specific episode metrics: env id -> fn(records of one episode) -> {name: value}.
-EPISODE_METRICS: dict[str, Callable[[list[dict[str, Any]]], dict[str, float]]] = {}
-# Env-specific training prompt recorded with each transition: task -> fn(observation) -> messages.
-RECORD_PROMPTS: dict[str, Callable[[dict[str, Any]], list[dict[str, str]]]] = {}
+def env_class(env_id: str) -> type[PersonaEnv]:
+    """The registered class of ``env_id`` (imported from its entry point; no env is built)."""
+    if env_id not in gym.registry:
+        import difflib
+
+        close = difflib.get_close_matches(env_id, [k for k in gym.registry if k.startswith("persona_lab/")], n=1)
+        raise ConfigError(f"unknown env {env_id!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+                          hint="`persona-lab ls envs` lists them")
+    entry = gym.spec(env_id).entry_point
+    if callable(entry):
+        cls = entry
+    else:
+        module, _, attr = str(entry).partition(":")
+        cls = getattr(importlib.import_module(module), attr)
+    if not (isinstance(cls, type) and issubclass(cls, PersonaEnv)):
+        raise ConfigError(f"{env_id} is not a persona-lab env (its class does not subclass PersonaEnv)",
+                          hint="the runner drives persona_lab/* envs; subclass persona_lab.envs.base.PersonaEnv")
+    return cls
 
 
-def _edit_metrics(records: list[dict[str, Any]]) -> dict[str, float]:
-    costs = [r["info"]["cost"] for r in records]
-    return {
-        "cumulative_cost": float(sum(costs)),
-        "mean_cost": sum(costs) / len(costs),
-        "acceptance_rate": sum(bool(r["info"]["accepted"]) for r in records) / len(records),
-        "preference_satisfaction": sum(r["info"]["preference_satisfaction"] for r in records) / len(records),
-    }
+STANDARD_KWARGS = ("user", "backend", "rounds", "render_mode")
 
 
-def _edit_prompt(task: str) -> Callable[[dict[str, Any]], list[dict[str, str]]]:
-    def render(obs: dict[str, Any]) -> list[dict[str, str]]:
-        from persona_lab.agents.prompts import draft_messages
-
-        return [m.to_dict() for m in draft_messages(task, obs["document"])]
-
-    return render
+def env_arguments(cls: type[PersonaEnv]) -> dict[str, inspect.Parameter]:
+    """The world-specific constructor arguments of an env class (the standard ones excluded)."""
+    params = inspect.signature(cls.__init__).parameters
+    return {n: p for n, p in params.items() if n != "self" and n not in STANDARD_KWARGS
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
-EPISODE_METRICS["persona_lab/EditSummarization-v0"] = _edit_metrics
-EPISODE_METRICS["persona_lab/EditEmail-v0"] = _edit_metrics
-RECORD_PROMPTS["summarization"] = _edit_prompt("summarization")
-RECORD_PROMPTS["email"] = _edit_prompt("email")
+def check_env_kwargs(env_id: str, cls: type[PersonaEnv], kwargs: Mapping[str, Any]) -> None:
+    """Refuse a kwarg the env does not take, naming the env and what it does take."""
+    accepted = env_arguments(cls)
+    for key in kwargs:
+        if key in STANDARD_KWARGS:
+            raise ConfigError(f"{key!r} is a standard env argument, not an --env-arg",
+                              hint=f"use --{key.replace('_', '-')} instead")
+        if key not in accepted:
+            import difflib
 
-
-def _generic_metrics(records: list[dict[str, Any]]) -> dict[str, float]:
-    rewards = [float(r["reward"]) for r in records]
-    return {"return": sum(rewards), "mean_reward": sum(rewards) / len(rewards)}
+            close = difflib.get_close_matches(key, list(accepted), n=1)
+            raise ConfigError(
+                f"{env_id} takes no argument {key!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+                hint=f"its arguments: {', '.join(accepted) or '(none)'}; pass them as --env-arg KEY=VALUE",
+            )
 
 
 class Runner:
@@ -148,35 +159,50 @@ class Runner:
         cache_dir: str | Path | None = None,
         on_round: Callable[[], None] | None = None,
     ) -> None:
-        if config.env_id not in gym.registry:
-            import difflib
-
-            close = difflib.get_close_matches(config.env_id, [k for k in gym.registry if k.startswith("persona_lab/")], n=1)
-            raise ConfigError(
-                f"unknown env {config.env_id!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
-                hint="`persona-lab ls envs` lists them",
-            )
-        AGENTS.entry(config.agent)  # fail early with a did-you-mean
-        if config.rounds < 1 or config.episodes < 1 or concurrency < 1:
+        self.env_cls = env_class(config.env_id)
+        AGENTS.check(config.agent, self.env_cls.task)  # fail early: unknown name, or not for this task
+        check_env_kwargs(config.env_id, self.env_cls, config.env_kwargs)
+        if (config.rounds is not None and config.rounds < 1) or config.episodes < 1 or concurrency < 1:
             raise ConfigError("rounds, episodes and concurrency must be >= 1")
         self.config, self.out = config, Path(out)
         self.concurrency = concurrency
         self.on_round = on_round or (lambda: None)
-        self.user_meter, self.agent_meter = UsageMeter(), UsageMeter()
+        self.meters = {"agent": UsageMeter(), "user": UsageMeter()}
         self._cache = ResponseCache(cache_dir) if cache else None
         self._backends: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self.transitions_path = self.out / "transitions.jsonl"
+        self.transitions_path = self.out / TRANSITIONS_FILE
+        self.rounds = config.rounds or self.env_cls.default_rounds
 
-    # --- models ------------------------------------------------------------------------------
-    def _model(self, spec: str | None, meter: UsageMeter) -> CachedChatModel | None:
+    # --- models: the one place a run turns a backend spec into a model --------------------------------
+    def _model(self, spec: str | None, role: str) -> CachedChatModel | None:
         if is_scripted(spec):
             return None
         assert spec is not None
         with self._lock:
             if spec not in self._backends:
                 self._backends[spec] = create_backend(spec)  # one backend (one loaded model) per spec
+            meter = self.meters.setdefault(role, UsageMeter())
         return CachedChatModel(self._backends[spec], self._cache, meter)
+
+    def _env_kwargs(self) -> dict[str, Any]:
+        """The run's env kwargs, with spec strings of model-taking kwargs (FLR scorer, PrefEval judge)
+        opened here, so their usage reaches the summary under their own name."""
+        kw = dict(self.config.env_kwargs)
+        for key in self.env_cls.model_kwargs:
+            value = kw.get(key)
+            if isinstance(value, str) and ":" in value:
+                kw[key] = self._model(value, key)
+        return kw
+
+    def make_env(self) -> PersonaEnv:
+        """One env as this run configures it (the same for every episode)."""
+        cfg = self.config
+        user_model = self._model(cfg.user_backend or cfg.backend, "user")
+        kwargs: dict[str, Any] = {"user": cfg.user_kind, "backend": user_model, **self._env_kwargs()}
+        if cfg.rounds is not None:
+            kwargs["rounds"] = cfg.rounds
+        return gym.make(cfg.env_id, **kwargs).unwrapped  # the runner checks its own actions; no wrappers
 
     # --- run ---------------------------------------------------------------------------------
     def run(self, *, resume: bool = False) -> RunResult:
@@ -189,7 +215,9 @@ class Runner:
         failed: list[int] = []
 
         def one(e: int) -> None:
-            executed[0] += self._run_episode(e, set(done.get(e, {}).get("rounds", ())))
+            n = self._run_episode(e, done.get(e, {}).get("rounds", {}))
+            with self._lock:
+                executed[0] += n
 
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             futures = {pool.submit(one, e): e for e in todo}
@@ -222,32 +250,28 @@ class Runner:
                 )
             repair_jsonl(self.transitions_path)
             return
-        atomic_write_json(cfg_path, {"config": self.config.to_dict(), **environment_info()})
+        self.make_env().close()  # a config the env refuses fails here, before config.json could block the fix
+        atomic_write_json(cfg_path, {"config": self.config.to_dict(), "rounds": self.rounds, **environment_info()})
 
     def _recorded(self) -> dict[int, dict[str, Any]]:
-        out: dict[int, dict[str, Any]] = defaultdict(lambda: {"rounds": {}, "ended": False})
-        for rec in read_jsonl(self.transitions_path):
-            e = out[rec["episode"]]
-            e["rounds"][rec["round"]] = rec["action_hash"]
-            e["ended"] = e["ended"] or rec["terminated"] or rec["truncated"]
-        return dict(out)
+        out: dict[int, dict[str, Any]] = {}
+        for rec in iter_records(self.transitions_path):
+            e = out.setdefault(rec.episode, {"rounds": {}, "ended": False})
+            e["rounds"][rec.round] = rec.action_hash
+            e["ended"] = e["ended"] or rec.ended
+        return out
 
-    def _run_episode(self, episode: int, recorded: set[int] | dict[int, str]) -> int:
+    def _run_episode(self, episode: int, recorded: Mapping[int, str]) -> int:
         """Run (or replay up to the recorded rounds and continue) one episode; returns rounds executed."""
         cfg = self.config
-        user_model = self._model(cfg.user_backend or cfg.backend, self.user_meter)
-        agent_model = self._model(cfg.backend, self.agent_meter)
-        env_kwargs = {"user": cfg.user_kind, "backend": user_model, "rounds": cfg.rounds,
-                      "population": cfg.population, **cfg.env_kwargs}
-        env = gym.make(cfg.env_id, **env_kwargs)
-        task = env.unwrapped.task
-        agent = create_agent(cfg.agent, task, agent_model, **cfg.agent_kwargs)
-        feedback_keys = getattr(env.unwrapped, "feedback_keys", ())
+        env = self.make_env()
+        agent = create_agent(cfg.agent, env.task, self._model(cfg.backend, "agent"), **cfg.agent_kwargs)
+        feedback_keys = env.feedback_keys
         seed = derive_seed(cfg.seed, episode)
         obs, info = env.reset(seed=seed, options={"user_index": episode})
         executed = 0
         try:
-            for t in range(cfg.rounds):
+            for t in range(env.rounds):
                 if isinstance(agent, TruthAware):
                     agent.reveal(info.get(PRIVILEGED, {}).get("next", {}))
                 action = agent.act(obs)
@@ -256,11 +280,12 @@ class Runner:
                 agent.update(Transition(obs, action, float(reward), feedback))
                 action_hash = stable_hash(action, length=16)
                 if t in recorded:
-                    if isinstance(recorded, dict) and recorded[t] != action_hash:
+                    if recorded[t] != action_hash:
                         log.warning("episode %d round %d replayed a different action than recorded", episode, t)
                 else:
-                    append_jsonl(self.transitions_path, self._record(episode, t, seed, task, obs, action, action_hash,
-                                                                     reward, terminated, truncated, feedback, info, agent))
+                    rec = self._record(episode, t, seed, obs, action, action_hash, reward, terminated, truncated,
+                                       feedback, info, agent)
+                    append_jsonl(self.transitions_path, rec.to_dict())
                     executed += 1
                 self.on_round()
                 obs = next_obs
@@ -270,41 +295,26 @@ class Runner:
             env.close()
         return executed
 
-    def _record(self, episode: int, t: int, seed: int, task: str, obs: dict[str, Any], action: str, action_hash: str,
-                reward: float, terminated: bool, truncated: bool, feedback: dict[str, Any], info: dict[str, Any],
-                agent: Agent) -> dict[str, Any]:
+    def _record(self, episode: int, t: int, seed: int, obs: Any, action: str, action_hash: str, reward: float,
+                terminated: bool, truncated: bool, feedback: dict[str, Any], info: dict[str, Any],
+                agent: Agent) -> TransitionRecord:
         truth = info.get(PRIVILEGED, {}).get("round", {})
-        prompt_fn = RECORD_PROMPTS.get(task)
-        return {
-            "episode": episode,
-            "round": t,
-            "env_id": self.config.env_id,
-            "seed": seed,
-            "user_id": truth.get("user_id"),
-            "doc_id": info.get("doc_id"),
-            "prompt": prompt_fn(obs) if prompt_fn else None,
-            "observation": obs,
-            "action": action,
-            "action_hash": action_hash,
-            "reward": float(reward),
-            "terminated": bool(terminated),
-            "truncated": bool(truncated),
-            "feedback": feedback,
-            "info": {k: v for k, v in info.items() if k != PRIVILEGED},
-            "privileged": truth,
-            "agent": dict(getattr(agent, "step_info", {}) or {}),
-        }
+        base_prompt = getattr(agent, "base_prompt", None)
+        return TransitionRecord(
+            episode=episode, round=t, env_id=self.config.env_id, seed=seed, user_id=truth.get("user_id"),
+            doc_id=info.get("doc_id"), prompt=base_prompt(obs) if base_prompt else None, observation=obs,
+            action=action, action_hash=action_hash, reward=float(reward), terminated=bool(terminated),
+            truncated=bool(truncated), feedback=feedback, info={k: v for k, v in info.items() if k != PRIVILEGED},
+            privileged=truth, agent=dict(getattr(agent, "step_info", {}) or {}),
+        )
 
     # --- summary -----------------------------------------------------------------------------
     def summarize(self, *, wall_s: float, rounds_executed: int, failed: list[int]) -> dict[str, Any]:
         cfg = self.config
-        by_episode: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for rec in read_jsonl(self.transitions_path):
-            by_episode[rec["episode"]].append(rec)
-        metric_fn = EPISODE_METRICS.get(cfg.env_id, _generic_metrics)
-        per_episode = {e: metric_fn(sorted(recs, key=lambda r: r["round"])) for e, recs in sorted(by_episode.items())}
+        by_episode = episodes(iter_records(self.transitions_path))
+        per_episode = {e: self.env_cls.episode_metrics(recs) for e, recs in by_episode.items()}
         names = sorted({k for m in per_episode.values() for k in m})
-        metrics = {n: mean_ci([m[n] for m in per_episode.values() if n in m])["mean"] for n in names}
+        metrics_ci = {n: mean_ci([m[n] for m in per_episode.values() if n in m]) for n in names}
         backend_note = SCRIPTED_NOTE if cfg.user_kind == "scripted" and is_scripted(cfg.backend) else (
             f"agent backend {cfg.backend}; user {cfg.user_kind}"
             + (f" on {cfg.user_backend or cfg.backend}" if cfg.user_kind == "llm" else " (scripted)")
@@ -316,11 +326,11 @@ class Runner:
             "backend_note": backend_note,
             "user": cfg.user_kind,
             "episodes": len(per_episode),
-            "rounds": cfg.rounds,
-            "metrics": metrics,
-            "metrics_ci": {n: mean_ci([m[n] for m in per_episode.values() if n in m]) for n in names},
+            "rounds": self.rounds,
+            "metrics": {n: ci["mean"] for n, ci in metrics_ci.items()},
+            "metrics_ci": metrics_ci,
             "per_episode": {str(e): m for e, m in per_episode.items()},
-            "usage": {"agent": self.agent_meter.snapshot(), "user": self.user_meter.snapshot()},
+            "usage": {role: meter.snapshot() for role, meter in self.meters.items()},
             "throughput": {
                 "wall_s": round(wall_s, 4),
                 "rounds_executed": rounds_executed,
@@ -328,27 +338,3 @@ class Runner:
             },
             "failed_episodes": failed,
         }
-
-
-def environment_info() -> dict[str, Any]:
-    """Versions and git revision for config.json (inspect_ai's checklist)."""
-    from importlib import metadata
-
-    versions = {}
-    for pkg in ("persona-lab", "torch", "transformers", "peft", "trl", "gymnasium", "sentence-transformers", "faiss-cpu"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        rev = None
-    return {"versions": versions, "git_revision": rev, "python": platform.python_version(),
-            "platform": platform.platform(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-
-
-from persona_lab.eval import followup_metrics as _followup_metrics  # noqa: E402,F401  (registers its metrics)
-from persona_lab.eval import marketplace_metrics as _marketplace_metrics  # noqa: E402,F401  (registers its metrics)
-from persona_lab.eval import persuasion_metrics as _persuasion_metrics  # noqa: E402,F401  (registers its metrics)

@@ -96,9 +96,9 @@ def _ensure_builtin_backends() -> None:
     with _load_lock:
         if _loaded:
             return
+        import persona_lab.models.fake  # noqa: F401
         import persona_lab.models.hf  # noqa: F401
         import persona_lab.models.openai_compat  # noqa: F401
-        import persona_lab.testing.fakes  # noqa: F401
 
         _loaded = True
 

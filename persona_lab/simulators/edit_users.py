@@ -19,6 +19,7 @@ from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams, Us
 from persona_lab.simulators import catalog
 from persona_lab.simulators.personas import LatentPreference
 from persona_lab.simulators.prompts import edit_acceptance_prompt, edit_revision_prompt, parse_yes_no
+from persona_lab.simulators.users import build_user
 
 
 @dataclass(frozen=True)
@@ -122,17 +123,8 @@ def make_editing_user(
     kind: str | EditingUser, model: ChatModel | None = None, *, effort: int | None = None, noise: float = 0.0
 ) -> EditingUser:
     """``"scripted"`` or ``"llm"`` (needs ``model``), or an EditingUser instance passed through."""
-    from persona_lab.core.errors import ConfigError
-
-    if not isinstance(kind, str):
-        return kind
-    if kind == "scripted":
-        return ScriptedEditingUser(effort=effort, noise=noise)
-    if kind == "llm":
-        if model is None:
-            raise ConfigError("the llm editing user needs a model backend", hint="pass --backend hf:<model> or openai:<model>@<url>")
-        return LLMEditingUser(model)
-    raise ConfigError(f"unknown editing user {kind!r}", hint="use 'scripted' or 'llm'")
+    return build_user(kind, model, what="editing user", scripted=lambda: ScriptedEditingUser(effort=effort, noise=noise),
+                      llm=LLMEditingUser)
 
 
 def satisfaction(text: str, ids: Sequence[str]) -> float:

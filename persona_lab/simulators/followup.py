@@ -41,6 +41,7 @@ from persona_lab.simulators.personas import (
     make_population,
     prelude_approximation,
 )
+from persona_lab.simulators.users import build_user
 
 # --- the follow-up lists -------------------------------------------------------------------------
 
@@ -866,13 +867,5 @@ def make_followup_user(
     kind: str | FollowUpUser, model: ChatModel | None = None, *, restate: bool = False, classify: str = "self"
 ) -> FollowUpUser:
     """``"scripted"`` or ``"llm"`` (needs ``model``), or a FollowUpUser instance passed through."""
-    if not isinstance(kind, str):
-        return kind
-    if kind == "scripted":
-        return ScriptedFollowUpUser(restate=restate)
-    if kind == "llm":
-        if model is None:
-            raise ConfigError("the llm follow-up user needs a model backend",
-                              hint="pass --backend hf:<model> or openai:<model>@<url>")
-        return LLMFollowUpUser(model, classify=classify)
-    raise ConfigError(f"unknown follow-up user {kind!r}", hint="use 'scripted' or 'llm'")
+    return build_user(kind, model, what="follow-up user", scripted=lambda: ScriptedFollowUpUser(restate=restate),
+                      llm=lambda m: LLMFollowUpUser(m, classify=classify))

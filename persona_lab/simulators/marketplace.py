@@ -45,6 +45,7 @@ import numpy as np
 from persona_lab.core.errors import ConfigError
 from persona_lab.core.seeding import make_rng
 from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams, Usage
+from persona_lab.simulators.users import build_user
 
 HAS, LACKS, UNSPECIFIED = "+", "-", "?"
 STATUSES = (HAS, LACKS, UNSPECIFIED)
@@ -755,16 +756,7 @@ class LLMCustomer:
 
 def make_customer(kind: str | Customer, model: ChatModel | None = None) -> Customer:
     """``"scripted"`` or ``"llm"`` (needs ``model``), or a Customer passed through."""
-    if not isinstance(kind, str):
-        return kind
-    if kind == "scripted":
-        return ScriptedCustomer()
-    if kind == "llm":
-        if model is None:
-            raise ConfigError("the llm customer needs a model backend",
-                              hint="pass --backend hf:<model> or openai:<model>@<url>, or user='scripted'")
-        return LLMCustomer(model)
-    raise ConfigError(f"unknown customer {kind!r}", hint="use 'scripted' or 'llm'")
+    return build_user(kind, model, what="customer", scripted=ScriptedCustomer, llm=LLMCustomer)
 
 
 @dataclass(frozen=True)

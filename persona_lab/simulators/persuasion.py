@@ -30,8 +30,10 @@ import numpy as np
 
 from persona_lab.core.errors import ConfigError
 from persona_lab.core.messages import Message
+from persona_lab.core.records import TransitionRecord
 from persona_lab.core.seeding import derive_seed, make_rng
 from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams, Usage
+from persona_lab.simulators.users import build_user
 
 MAX_DONATION = 2.0
 CHARITY = "Save the Children"
@@ -435,16 +437,7 @@ class LLMPersuadee:
 
 def make_persuadee(kind: str | Persuadee, model: ChatModel | None = None, *, noise: float = 0.02) -> Persuadee:
     """``"scripted"`` or ``"llm"`` (needs ``model``), or a Persuadee passed through."""
-    if not isinstance(kind, str):
-        return kind
-    if kind == "scripted":
-        return ScriptedPersuadee(noise=noise)
-    if kind == "llm":
-        if model is None:
-            raise ConfigError("the llm persuadee needs a model backend",
-                              hint="pass --backend hf:<model> or openai:<model>@<url>, or user='scripted'")
-        return LLMPersuadee(model)
-    raise ConfigError(f"unknown persuadee {kind!r}", hint="use 'scripted' or 'llm'")
+    return build_user(kind, model, what="persuadee", scripted=lambda: ScriptedPersuadee(noise=noise), llm=LLMPersuadee)
 
 
 # --- dialogues and regeneration -----------------------------------------------------------------
@@ -583,3 +576,17 @@ def regenerate(dialogue: Dialogue, from_turn: int, new_agent_turn: str, user: Pe
         else:
             text = dialogue.exchanges[t].agent if t < len(dialogue.exchanges) else None
     return _finish(user, out, seed_for(t))
+
+
+def dialogue_from_records(records: Sequence[TransitionRecord]) -> Dialogue:
+    """Rebuild one episode's :class:`Dialogue` from its run records (to branch it with :func:`regenerate`)."""
+    recs = sorted(records, key=lambda r: r.round)
+    first = recs[0]
+    persona = PersuadeePersona.from_dict(first.privileged["persona"])
+    exchanges = tuple(
+        Exchange(r.action, r.info["user_reply"], PersuadeeState.from_dict(r.privileged["state"]), int(r.privileged["seed"]),
+                 {k: r.privileged[k] for k in ("strategies", "answered", "asked") if k in r.privileged})
+        for r in recs
+    )
+    budget = int(first.observation["turns_left"])
+    return Dialogue(persona, first.observation["user"], initial_state(persona), exchanges, budget)

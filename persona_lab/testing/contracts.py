@@ -1,4 +1,8 @@
-"""Contract checks any persona-lab env must pass (used by the test suite and ``persona-lab check``)."""
+"""Contract checks any persona-lab env must pass (used by the test suite and ``persona-lab check``).
+
+Every check builds the env the way a user does, ``gymnasium.make(env_id)`` with no kwargs, so an env
+whose defaults do not satisfy Gymnasium's own checker fails here the moment it is registered.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,7 @@ import gymnasium as gym
 from gymnasium.utils.env_checker import check_env
 
 from persona_lab.core.errors import ConfigError
-
-CONTRACT_KWARGS: dict[str, dict[str, Any]] = {}  # env id -> kwargs that make it cheap and scripted
-
-
-def contract_kwargs(env_id: str, rounds: int = 5) -> dict[str, Any]:
-    kw = {"rounds": rounds}
-    kw.update(CONTRACT_KWARGS.get(env_id, {}))
-    return kw
+from persona_lab.envs.base import PersonaEnv
 
 
 def _actions(env: gym.Env, n: int, seed: int) -> list[Any]:
@@ -25,9 +22,20 @@ def _actions(env: gym.Env, n: int, seed: int) -> list[Any]:
     return [env.action_space.sample() for _ in range(n)]
 
 
-def rollout(env_id: str, seed: int, rounds: int = 5) -> list[tuple[Any, float, bool, bool]]:
-    """A short rollout with seeded random actions: (obs, reward, terminated, truncated) per step."""
-    env = gym.make(env_id, **contract_kwargs(env_id, rounds))
+def make_default(env_id: str, **kwargs: Any) -> gym.Env:
+    """``gymnasium.make(env_id, **kwargs)``, refusing ids that are not registered persona-lab envs."""
+    if env_id not in gym.registry:
+        import difflib
+
+        close = difflib.get_close_matches(env_id, [k for k in gym.registry if k.startswith("persona_lab/")], n=1)
+        raise ConfigError(f"unknown env {env_id!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+                          hint="`persona-lab ls envs` lists them")
+    return gym.make(env_id, **kwargs)
+
+
+def rollout(env_id: str, seed: int, rounds: int = 5, **kwargs: Any) -> list[tuple[Any, float, bool, bool]]:
+    """At most ``rounds`` steps with seeded random actions: (obs, reward, terminated, truncated) per step."""
+    env = make_default(env_id, **kwargs)
     obs, _ = env.reset(seed=seed)
     out = [(obs, 0.0, False, False)]
     for action in _actions(env, rounds, seed):
@@ -41,15 +49,12 @@ def rollout(env_id: str, seed: int, rounds: int = 5) -> list[tuple[Any, float, b
 
 
 def check_registered_env(env_id: str, rounds: int = 5) -> list[str]:
-    """Run every contract check; raises on the first failure, returns what passed."""
-    if env_id not in gym.registry:
-        import difflib
-
-        close = difflib.get_close_matches(env_id, [k for k in gym.registry if k.startswith("persona_lab/")], n=1)
-        raise ConfigError(f"unknown env {env_id!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
-                          hint="`persona-lab ls envs` lists them")
+    """Run every contract check on the env made with no kwargs; raises on the first failure, returns
+    what passed."""
     passed = []
-    env = gym.make(env_id, **contract_kwargs(env_id, rounds))
+    env = make_default(env_id)
+    if not isinstance(env.unwrapped, PersonaEnv):
+        raise AssertionError(f"{env_id}: {type(env.unwrapped).__name__} does not subclass PersonaEnv")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         check_env(env.unwrapped, skip_render_check=True)

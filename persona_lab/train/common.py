@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import platform
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from persona_lab.core.errors import ConfigError
 from persona_lab.core.io import atomic_write_json, atomic_write_text
+from persona_lab.core.provenance import environment_info
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Dataset
@@ -645,7 +645,7 @@ def _quiet_trainer_output(trainer: Any, *, progress: bool) -> None:
 
 def config_record(config: TrainConfig, trl_args: Any = None) -> dict[str, Any]:
     """The resolved config plus what is needed to reproduce the run (library versions, git revision)."""
-    record: dict[str, Any] = {"config": config.to_dict(), "versions": _versions(), "git_revision": _git_revision()}
+    record: dict[str, Any] = {"config": config.to_dict(), **environment_info()}
     if trl_args is not None:
         record["trl_args"] = {k: _jsonable(v) for k, v in trl_args.to_dict().items()}
     return record
@@ -680,33 +680,6 @@ def plot_loss_curve(losses: Sequence[tuple[int, float]], path: Path, *, title: s
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return path
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for name in ("persona-lab", "torch", "transformers", "trl", "peft", "accelerate", "datasets"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "missing"
-    return out
-
-
-def _git_revision() -> str | None:
-    try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
 def _jsonable(value: Any) -> Any:

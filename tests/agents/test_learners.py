@@ -15,7 +15,7 @@ from persona_lab.agents.prompts import (
     infer_preference_messages,
 )
 from persona_lab.core.errors import ConfigError
-from persona_lab.envs.edit_env import PRIVILEGED
+from persona_lab.envs.base import PRIVILEGED
 from persona_lab.simulators import catalog
 from persona_lab.testing import FakeChatModel
 
@@ -106,8 +106,10 @@ def test_cipher_with_fake_model_uses_the_paper_calls() -> None:
 
 
 def test_edit_agents_reject_other_tasks() -> None:
-    with pytest.raises(ConfigError, match="edit tasks"):
+    with pytest.raises(ConfigError, match="works in the tasks .*'email'.*not 'marketplace-nonexistent'"):
         create_agent("no-learning", "marketplace-nonexistent", None)
+    with pytest.raises(ConfigError, match="cipher.*not 'marketplace'"):
+        create_agent("cipher", "marketplace", None)
 
 
 def test_agent_prompts_render_differently() -> None:

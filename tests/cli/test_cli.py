@@ -48,7 +48,7 @@ def test_run_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     out = tmp_path / "run"
     assert main(["run", "persona_lab/EditSummarization-v0", "--agent", "oracle", "--rounds", "5", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "cumulative_cost" in text and "scripted" in text
-    assert json.loads((out / "summary.json").read_text())["metrics"]["cumulative_cost"] == 0
+    assert "episode/cost" in text and "scripted" in text
+    assert json.loads((out / "summary.json").read_text())["metrics"]["episode/cost"] == 0
     assert main(["check", "persona_lab/EditEmail-v0"]) == 0
     assert main(["run", "persona_lab/Nope-v0", "--out", str(tmp_path / "x")]) == 2

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from persona_lab.agents import AGENTS, Transition
-from persona_lab.envs.edit_env import PRIVILEGED
+from persona_lab.envs.base import PRIVILEGED
 from persona_lab.simulators import catalog
 from persona_lab.simulators.edit_users import LLMEditingUser, ScriptedEditingUser
 from persona_lab.simulators.personas import LatentPreference, make_population

@@ -34,9 +34,9 @@ def test_run_directory_contents(tmp_path: Path) -> None:
     assert "privileged" not in rec["info"]
     summary = json.loads((out / "summary.json").read_text())
     m = summary["metrics"]
-    for key in ("cumulative_cost", "mean_cost", "acceptance_rate", "preference_satisfaction"):
+    for key in ("episode/cost", "episode/mean_cost", "episode/acceptance_rate", "episode/preference_satisfaction"):
         assert key in m
-    assert m["cumulative_cost"] > 0
+    assert m["episode/cost"] > 0
     assert summary["throughput"]["rounds_per_s"] > 0 and "usage" in summary
     assert "scripted" in summary["backend_note"] and "--backend hf:" in summary["backend_note"]
     assert result.failed_episodes == []
@@ -58,7 +58,7 @@ def test_unknown_env_and_agent_suggest(tmp_path: Path) -> None:
 
 
 def test_concurrency_matches_sequential(tmp_path: Path) -> None:
-    cfg = RunConfig(env_id=ENV, agent="cipher", rounds=10, episodes=4, population="verifiable",
+    cfg = RunConfig(env_id=ENV, agent="cipher", rounds=10, episodes=4, env_kwargs={"population": "verifiable"},
                     agent_kwargs={"encoder": "tfidf"})
     Runner(cfg, tmp_path / "seq").run()
     Runner(cfg, tmp_path / "par", concurrency=4).run()

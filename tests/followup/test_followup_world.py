@@ -16,8 +16,9 @@ from persona_lab.agents.followup_agents import answer, answer_messages, base_ans
 from persona_lab.core.errors import BackendUnavailableError, ConfigError
 from persona_lab.core.io import read_jsonl
 from persona_lab.core.messages import Message
-from persona_lab.envs.edit_env import PRIVILEGED
-from persona_lab.eval.followup_metrics import followup_episode_metrics
+from persona_lab.core.records import TransitionRecord
+from persona_lab.envs.base import PRIVILEGED
+from persona_lab.envs.followup_env import FollowUpEnv
 from persona_lab.eval.runner import RunConfig, Runner
 from persona_lab.models.cache import CachedChatModel
 from persona_lab.simulators import catalog
@@ -309,29 +310,30 @@ def test_agents_for_the_followup_task() -> None:
 def test_runner_end_to_end_with_the_scripted_user(tmp_path: Path) -> None:
     results = {}
     for agent in ("no-learning", "oracle"):
-        cfg = RunConfig(env_id=ENV, agent=agent, rounds=6, episodes=3, population="verifiable")
+        cfg = RunConfig(env_id=ENV, agent=agent, rounds=6, episodes=3, env_kwargs={"population": "verifiable"})
         result = Runner(cfg, tmp_path / agent).run()
         assert result.failed_episodes == []
         recs = list(read_jsonl(tmp_path / agent / "transitions.jsonl"))
         assert recs and "privileged" not in recs[0]["info"] and recs[0]["privileged"]["persona"]
         assert recs[0]["prompt"][0]["role"] == "system" and recs[0]["feedback"]["followup"]
         results[agent] = json.loads((tmp_path / agent / "summary.json").read_text())["metrics"]
-    assert results["oracle"]["positivity_rate"] == 1.0 and results["oracle"]["goal_rate"] == 1.0
-    assert "turns_to_goal" in results["oracle"]
-    assert results["no-learning"]["positivity_rate"] < results["oracle"]["positivity_rate"]
-    assert results["no-learning"]["preference_satisfaction"] < 1.0
+    assert results["oracle"]["episode/positivity_rate"] == 1.0 and results["oracle"]["episode/goal_rate"] == 1.0
+    assert "episode/turns_to_goal" in results["oracle"]
+    assert results["no-learning"]["episode/positivity_rate"] < results["oracle"]["episode/positivity_rate"]
+    assert results["no-learning"]["episode/preference_satisfaction"] < 1.0
 
 
 def test_episode_metrics_from_records() -> None:
-    def rec(cls: str, reward: float, goal: bool = False, flr: float | None = None) -> dict:
+    def rec(cls: str, reward: float, goal: bool = False, flr: float | None = None) -> TransitionRecord:
         info = {"followup_class": cls, "goal_met": goal, "preference_satisfaction": 1.0,
                 "checks": dict.fromkeys(DIMENSIONS, True)}
         if flr is not None:
             info["flr"] = flr
-        return {"info": info, "reward": reward}
+        return TransitionRecord(episode=0, round=0, env_id=ENV, seed=0, action="a", action_hash="h", reward=reward,
+                                terminated=False, truncated=False, info=info)
 
-    m = followup_episode_metrics([rec(NEGATIVE, -1.0), rec(POSITIVE, 1.0), rec(POSITIVE, 1.0, goal=True)])
-    assert m["positivity_rate"] == pytest.approx(2 / 3) and m["turns_to_goal"] == 3.0 and m["goal_rate"] == 1.0
-    assert "mean_flr" not in m
-    m = followup_episode_metrics([rec(NEGATIVE, -0.5, flr=-0.5), rec(NEGATIVE, 0.1, flr=0.1)])
-    assert m["mean_flr"] == pytest.approx(-0.2) and "turns_to_goal" not in m and m["goal_rate"] == 0.0
+    m = FollowUpEnv.episode_metrics([rec(NEGATIVE, -1.0), rec(POSITIVE, 1.0), rec(POSITIVE, 1.0, goal=True)])
+    assert m["episode/positivity_rate"] == pytest.approx(2 / 3) and m["episode/turns_to_goal"] == 3.0 and m["episode/goal_rate"] == 1.0
+    assert "episode/mean_flr" not in m
+    m = FollowUpEnv.episode_metrics([rec(NEGATIVE, -0.5, flr=-0.5), rec(NEGATIVE, 0.1, flr=0.1)])
+    assert m["episode/mean_flr"] == pytest.approx(-0.2) and "episode/turns_to_goal" not in m and m["episode/goal_rate"] == 0.0

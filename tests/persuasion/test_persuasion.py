@@ -14,7 +14,7 @@ from persona_lab.agents import create_agent
 from persona_lab.agents.persuasion_agents import ASK, STRATEGY_LINES
 from persona_lab.core.errors import ConfigError
 from persona_lab.core.messages import Message
-from persona_lab.envs.edit_env import PRIVILEGED
+from persona_lab.envs.base import PRIVILEGED
 from persona_lab.envs.persuasion_env import PersuasionEnv
 from persona_lab.eval.runner import RunConfig, Runner
 from persona_lab.models.base import ChatRequest
@@ -219,12 +219,12 @@ def test_oracle_outpersuades_no_learning_through_the_runner(tmp_path: Path) -> N
         return Runner(cfg, tmp_path / agent).run().summary["metrics"]
 
     oracle, plain = run("oracle"), run("no-learning")
-    for key in ("donation_rate", "mean_donation", "turns", "early_decision", "goodbye", "final_willingness",
-                "willingness_gain"):
+    for key in ("episode/donation_rate", "episode/donation", "episode/turns", "episode/early_decision",
+                "episode/goodbye", "episode/final_willingness", "episode/willingness_gain"):
         assert key in plain
-    assert 0 < plain["donation_rate"] < 1 and 0 <= plain["mean_donation"] <= 2
-    assert oracle["mean_donation"] > plain["mean_donation"] + 0.3
-    assert oracle["donation_rate"] >= plain["donation_rate"]
+    assert 0 < plain["episode/donation_rate"] < 1 and 0 <= plain["episode/donation"] <= 2
+    assert oracle["episode/donation"] > plain["episode/donation"] + 0.3
+    assert oracle["episode/donation_rate"] >= plain["episode/donation_rate"]
 
 
 # --- LLM persuadee ------------------------------------------------------------------------------------
@@ -300,14 +300,14 @@ def test_llm_persuaders_see_the_dialogue_and_the_oracle_the_persona() -> None:
 
 
 def test_dialogue_rebuilt_from_run_records_regenerates(tmp_path: Path) -> None:
-    from persona_lab.core.io import read_jsonl
-    from persona_lab.eval.persuasion_metrics import dialogue_from_records
+    from persona_lab.core.records import read_records
+    from persona_lab.simulators.persuasion import dialogue_from_records
 
     Runner(RunConfig(env_id=ENV_ID, agent="no-learning", rounds=6, episodes=1), tmp_path / "r").run()
-    recs = list(read_jsonl(tmp_path / "r" / "transitions.jsonl"))
+    recs = read_records(tmp_path / "r")
     d = dialogue_from_records(recs)
-    assert d.finished and d.donation == recs[-1]["info"]["donation"] and d.budget == 6
-    assert recs[0]["prompt"][0]["role"] == "system" and "Persuadee:" in recs[0]["prompt"][-1]["content"]
+    assert d.finished and d.donation == recs[-1].info["donation"] and d.budget == 6
+    assert recs[0].prompt[0]["role"] == "system" and "Persuadee:" in recs[0].prompt[-1]["content"]
     user = P.ScriptedPersuadee()
     again = P.regenerate(d, 1, d.exchanges[1].agent, user)
     assert [e.user for e in again.exchanges] == [e.user for e in d.exchanges] and again.donation == d.donation

@@ -12,7 +12,8 @@ from gymnasium.error import ResetNeeded
 from gymnasium.utils.env_checker import check_env
 
 from persona_lab.core.errors import ConfigError
-from persona_lab.envs.prefeval_env import PRIVILEGED, PrefEvalEnv
+from persona_lab.envs.base import PRIVILEGED
+from persona_lab.envs.prefeval_env import PrefEvalEnv
 from persona_lab.testing import FakeChatModel
 
 ENV_ID = "persona_lab/PrefEval-v0"
@@ -48,7 +49,7 @@ def test_observation_reward_and_info(tiny_data: Path) -> None:
     assert obs.startswith("[system]\nYou are a helpful assistant.\n\n[user]\nI am allergic to peanuts")
     assert obs.count("[user]\nfiller") == 4 and obs.endswith("Please answer in no more than 300 words.")
     assert [m["role"] for m in info["messages"]][:3] == ["system", "user", "assistant"] and info["paper_turns"] == 6
-    assert "peanut" in info[PRIVILEGED]["verifiable"]["forbid"]
+    assert "peanut" in info[PRIVILEGED]["next"]["verifiable"]["forbid"]
     obs2, reward, terminated, truncated, info2 = env.step(GOOD)
     assert (reward, terminated, truncated) == (1.0, True, False) and obs2 == obs
     assert info2["verdict"]["judge"] == "programmatic" and info2["judge_status"] == "judged"

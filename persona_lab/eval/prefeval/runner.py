@@ -59,6 +59,7 @@ from typing import Any
 from persona_lab.core.errors import ConfigError, PersonaLabError
 from persona_lab.core.io import append_jsonl, atomic_write_json, read_jsonl, repair_jsonl
 from persona_lab.core.messages import Message
+from persona_lab.core.provenance import environment_info
 from persona_lab.eval.prefeval.methods import METHODS, TASKS, MethodOptions, PrefEvalMethod, create_method
 from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams, UsageMeter
 from persona_lab.models.cache import CachedChatModel
@@ -200,28 +201,6 @@ def _usage_dict(completions: Sequence[Any]) -> dict[str, Any]:
         "completion_tokens": sum(c.usage.completion_tokens for c in completions),
         "latency_s": round(sum(c.usage.latency_s for c in completions), 4),
     }
-
-
-def _environment_info() -> dict[str, Any]:
-    """Versions, git revision and time for config.json (inspect_ai's checklist)."""
-    import platform
-    import subprocess
-    from importlib import metadata
-
-    versions: dict[str, str | None] = {}
-    for pkg in ("persona-lab", "torch", "transformers", "sentence-transformers", "faiss-cpu", "gymnasium"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
-        ).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        rev = None
-    return {"versions": versions, "git_revision": rev, "python": platform.python_version(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def _as_cached(model: ChatModel, meter: UsageMeter | None = None) -> CachedChatModel:
@@ -376,7 +355,7 @@ class PrefEvalRunner:
                 "filler": {"path": self.filler.path, "sha": self.filler.sha, "pairs": len(self.filler.pairs)},
                 "methods": {n: METHODS.entry(n).help for n in self.config.methods},
                 "context_window": context_window(self.model),
-                **_environment_info(),
+                **environment_info(),
             },
         )
 

@@ -11,6 +11,7 @@ response cache makes reruns free) and passes it in here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -193,3 +194,18 @@ def context_window(model: object) -> int | None:
 def prompt_sha(messages: Sequence[Message]) -> str:
     """A short hash of the exact messages sent (recorded so reconstructions can be checked)."""
     return stable_hash([m.to_dict() for m in messages], length=16)
+
+
+def render_conversation(messages: Sequence[dict[str, str]]) -> str:
+    """Messages as plain text, one ``[role]`` header per message (PrefEval-v0's observation)."""
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+
+
+_HEADER = re.compile(r"(?:^|\n\n)\[(system|user|assistant)\]\n")
+
+
+def parse_conversation(text: str) -> list[dict[str, str]]:
+    """The messages of a :func:`render_conversation` text (so an agent can send them to a chat model)."""
+    heads = list(_HEADER.finditer(text))
+    return [{"role": h.group(1), "content": text[h.end(): heads[i + 1].start() if i + 1 < len(heads) else len(text)]}
+            for i, h in enumerate(heads)]
