@@ -18,7 +18,7 @@ FORBIDDEN = {
     "envs": {"agents", "eval", "train", "cli", "testing"},
     "agents": {"envs", "eval", "train", "cli", "testing"},
     "eval": {"train", "cli", "testing"},
-    "train": {"envs", "cli", "testing"},
+    "train": {"envs", "eval", "cli", "testing"},
 }
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from persona_lab.core.errors import DataError, PersonaLabError
+from persona_lab.core.records import TransitionRecord
 
 _LOAD_ERRORS = (PersonaLabError, OSError)
 
@@ -225,8 +226,9 @@ def _transitions_path(run: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _edit_rounds(run: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any], str, str, bool]]:
-    """(line, record, draft, edited text, accepted) for each round of an edit-world run, validated."""
+def _edit_rounds(run: str | os.PathLike[str]) -> Iterator[tuple[int, TransitionRecord, str, str, bool]]:
+    """(line, record, draft, edited text, accepted) for each round of an edit-world run, validated:
+    the edit world's fields first (with file, line and field), then the rest of the typed record."""
     path = _transitions_path(run)
     where = str(path)
     for lineno, rec in _iter_jsonl(path):
@@ -249,18 +251,17 @@ def _edit_rounds(run: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, A
         accepted = info.get("accepted", edited == action)
         if not isinstance(accepted, bool):
             raise DataError(f"expected true/false, got {accepted!r}", path=where, row=lineno, field="info.accepted")
-        yield lineno, dict(rec), action, edited, accepted
+        yield lineno, TransitionRecord.from_dict(rec, path=where, line=lineno), action, edited, accepted
 
 
-def _edit_meta(rec: Mapping[str, Any]) -> dict[str, Any]:
-    info = rec.get("info") or {}
-    cost = info.get("cost")
+def _edit_meta(rec: TransitionRecord) -> dict[str, Any]:
+    cost = rec.info.get("cost")
     return {
-        "env_id": None if rec.get("env_id") is None else str(rec["env_id"]),
-        "user_id": None if rec.get("user_id") is None else str(rec["user_id"]),
-        "doc_id": None if rec.get("doc_id") is None else str(rec["doc_id"]),
-        "episode": rec.get("episode") if isinstance(rec.get("episode"), int) else None,
-        "round": rec.get("round") if isinstance(rec.get("round"), int) else None,
+        "env_id": str(rec.env_id),
+        "user_id": None if rec.user_id is None else str(rec.user_id),
+        "doc_id": None if rec.doc_id is None else str(rec.doc_id),
+        "episode": rec.episode,
+        "round": rec.round,
         "cost": float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
     }
 
@@ -292,7 +293,7 @@ def preference_pairs_from_edit_run(run: str | os.PathLike[str], *, with_meta: bo
         seen += 1
         if accepted or edited.strip() == draft.strip() or not draft.strip() or not edited.strip():
             continue
-        row: dict[str, Any] = {"prompt": _prompt(rec["prompt"]), "chosen": _answer(edited), "rejected": _answer(draft)}
+        row: dict[str, Any] = {"prompt": _prompt(rec.prompt or []), "chosen": _answer(edited), "rejected": _answer(draft)}
         if with_meta:
             row.update(_edit_meta(rec))
         rows.append(row)
@@ -313,7 +314,7 @@ def sft_from_edit_run(
     for _line, rec, draft, edited, accepted in _edit_rounds(run):
         if not edited.strip() or (edited_only and (accepted or edited.strip() == draft.strip())):
             continue
-        row: dict[str, Any] = {"prompt": _prompt(rec["prompt"]), "completion": _answer(edited)}
+        row: dict[str, Any] = {"prompt": _prompt(rec.prompt or []), "completion": _answer(edited)}
         if with_meta:
             row.update(_edit_meta(rec))
         rows.append(row)
@@ -379,7 +380,7 @@ def sft_from_prefeval_run(
         DataError: a malformed record (file, line, field), or a filler that does not match the run.
     """
     from persona_lab.core.errors import ConfigError
-    from persona_lab.eval.prefeval.runner import request_messages
+    from persona_lab.simulators.prefeval.context import request_messages
     from persona_lab.simulators.prefeval.data import load_filler
 
     if judge not in JUDGE_CHOICES:

@@ -18,6 +18,10 @@ def _round(i: int, *, accepted: bool, same: bool = False) -> dict[str, Any]:
         "episode": i // 3,
         "round": i % 3,
         "env_id": "persona_lab/EditEmail-v0",
+        "seed": 0,
+        "action_hash": f"h{i}",
+        "terminated": False,
+        "truncated": i % 3 == 2,
         "user_id": f"u{i % 2}",
         "doc_id": f"doc-{i:02d}",
         "prompt": [

@@ -58,7 +58,6 @@ from typing import Any
 
 from persona_lab.core.errors import ConfigError, PersonaLabError
 from persona_lab.core.io import append_jsonl, atomic_write_json, read_jsonl, repair_jsonl
-from persona_lab.core.messages import Message
 from persona_lab.core.provenance import environment_info
 from persona_lab.eval.prefeval.methods import METHODS, TASKS, MethodOptions, PrefEvalMethod, create_method
 from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams, UsageMeter
@@ -68,7 +67,7 @@ from persona_lab.simulators.prefeval.classification import (
     parse_choice,
     shuffle_options,
 )
-from persona_lab.simulators.prefeval.context import (
+from persona_lab.simulators.prefeval.context import (  # noqa: F401  (request_messages: re-exported)
     DEFAULT_SYSTEM_PROMPT,
     DEFAULT_TURNS,
     ContextConfig,
@@ -78,6 +77,7 @@ from persona_lab.simulators.prefeval.context import (
     count_tokens,
     explicit_reply_request,
     prompt_sha,
+    request_messages,
 )
 from persona_lab.simulators.prefeval.data import (
     FORMS,
@@ -476,34 +476,3 @@ class PrefEvalRunner:
         rec["followed"] = primary.followed
 
 
-def request_messages(
-    record: dict[str, Any], filler: Filler, *, with_method_text: bool = True, include_steps: bool = True
-) -> list[dict[str, str]]:
-    """Rebuild the role/content messages of a record's final request (checked against ``prompt_sha``
-    when nothing is dropped).
-
-    Args:
-        record: one ``items.jsonl`` record.
-        filler: the filler named by ``record["context"]["filler_sha"]``.
-        with_method_text: keep the method's prefix/suffix around the question.
-        include_steps: append the later turns (self-critic) so the result is what produced ``response``.
-    """
-    ctx = record["context"]
-    if ctx["filler_sha"] != filler.sha:
-        raise ConfigError(
-            f"record {record['key']} used filler {ctx['filler_sha']}, not {filler.sha} ({filler.path})",
-            hint=f"load the filler the run used: {ctx['filler_file']}",
-        )
-    fu = record["final_user"]
-    final = FinalUserMessage(fu["question"], fu["instruction"], fu["prefix"], fu["suffix"])
-    if not with_method_text:
-        final = FinalUserMessage(fu["question"], fu["instruction"])
-    system = [Message("system", ctx["system"])] if ctx["system"] else []
-    block = [Message(m["role"], m["content"]) for m in ctx["preference_block"]]
-    msgs = [*system, *block, *filler.messages(ctx["filler_pairs"]), Message("user", final.text)]
-    if with_method_text and prompt_sha(msgs) != record["prompt_sha"]:
-        raise ConfigError(f"record {record['key']}: rebuilt messages do not match its prompt_sha")
-    out = [m.to_dict() for m in msgs]
-    if include_steps:
-        out += [{"role": s["role"], "content": s["content"]} for s in record.get("steps", [])]
-    return out

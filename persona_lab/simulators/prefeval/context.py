@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from persona_lab.core.errors import ConfigError
 from persona_lab.core.messages import Message, Transcript
@@ -209,3 +210,36 @@ def parse_conversation(text: str) -> list[dict[str, str]]:
     heads = list(_HEADER.finditer(text))
     return [{"role": h.group(1), "content": text[h.end(): heads[i + 1].start() if i + 1 < len(heads) else len(text)]}
             for i, h in enumerate(heads)]
+
+
+def request_messages(
+    record: dict[str, Any], filler: Filler, *, with_method_text: bool = True, include_steps: bool = True
+) -> list[dict[str, str]]:
+    """Rebuild the role/content messages of a record's final request (checked against ``prompt_sha``
+    when nothing is dropped).
+
+    Args:
+        record: one ``items.jsonl`` record of a ``persona-lab prefeval`` run.
+        filler: the filler named by ``record["context"]["filler_sha"]``.
+        with_method_text: keep the method's prefix/suffix around the question.
+        include_steps: append the later turns (self-critic) so the result is what produced ``response``.
+    """
+    ctx = record["context"]
+    if ctx["filler_sha"] != filler.sha:
+        raise ConfigError(
+            f"record {record['key']} used filler {ctx['filler_sha']}, not {filler.sha} ({filler.path})",
+            hint=f"load the filler the run used: {ctx['filler_file']}",
+        )
+    fu = record["final_user"]
+    final = FinalUserMessage(fu["question"], fu["instruction"], fu["prefix"], fu["suffix"])
+    if not with_method_text:
+        final = FinalUserMessage(fu["question"], fu["instruction"])
+    system = [Message("system", ctx["system"])] if ctx["system"] else []
+    block = [Message(m["role"], m["content"]) for m in ctx["preference_block"]]
+    msgs = [*system, *block, *filler.messages(ctx["filler_pairs"]), Message("user", final.text)]
+    if with_method_text and prompt_sha(msgs) != record["prompt_sha"]:
+        raise ConfigError(f"record {record['key']}: rebuilt messages do not match its prompt_sha")
+    out = [m.to_dict() for m in msgs]
+    if include_steps:
+        out += [{"role": s["role"], "content": s["content"]} for s in record.get("steps", [])]
+    return out
