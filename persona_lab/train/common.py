@@ -517,7 +517,11 @@ def prepare_run(
         raise ConfigError("an in-memory model needs its tokenizer too", hint="pass tokenizer=...")
     peft_config = None if _is_peft(model) else lora_config(config)
 
-    args = args_cls(**trl_common_args(config, bf16=bf16, device=device, progress=progress), **method_args)
+    common = trl_common_args(config, bf16=bf16, device=device, progress=progress)
+    if "activation_checkpointing" not in {f.name for f in dataclasses.fields(args_cls)}:
+        # transformers < 5.2x (e.g. GPU images that pin an older stack) knows only the old name
+        common["gradient_checkpointing"] = common.pop("activation_checkpointing")
+    args = args_cls(**common, **method_args)
     history, saver = _make_callbacks(config, on_log)
     trainer = trainer_cls(
         model=model,
