@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shlex
+import signal
+import threading
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -78,12 +83,17 @@ def run(args: argparse.Namespace) -> int:
     )
     console = Console(stderr=True)
     runner = Runner(config, args.out, concurrency=args.concurrency, cache=not args.no_cache, cache_dir=args.cache_dir)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as progress:
+    with stop_on_signals(runner.stop, console), Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=console, transient=True) as progress:
         task = progress.add_task(f"{args.env_id} / {args.agent}", total=runner.rounds * args.episodes)
         runner.on_round = lambda: progress.advance(task)
         result = runner.run(resume=args.resume)
     print_summary(result.summary, Console())
+    if result.interrupted:
+        console.print(f"interrupted: {result.summary['episodes']} complete episode(s) recorded in {args.out}; "
+                      f"continue with:\n  {resume_command(args)}", highlight=False, soft_wrap=True)
+        return 130
     if result.failed_episodes:
         console.print(f"[red]episodes {result.failed_episodes} failed (see {args.out}/errors.jsonl); "
                       "rerun with --resume to retry them[/red]")
@@ -91,18 +101,68 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def stop_on_signals(stop: Callable[[], None], console: Console) -> Iterator[None]:
+    """SIGINT/SIGTERM call ``stop`` (finish the rounds in flight, write the summary); a second signal
+    interrupts at once. Outside the main thread (tests, embedding) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    seen: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        if seen:
+            raise KeyboardInterrupt
+        seen.append(signum)
+        console.print("stopping: finishing the rounds in flight and writing the summary "
+                      "(press Ctrl-C again to quit at once)", highlight=False)
+        stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The command line that continues this run."""
+    argv = list(getattr(args, "argv", None) or [])
+    if not argv:
+        return f"persona-lab run {args.env_id} --out {args.out} ... --resume (the same flags)"
+    return "persona-lab " + shlex.join(argv + ([] if "--resume" in argv else ["--resume"]))
+
+
 def print_summary(summary: dict, console: Console) -> None:
-    t = Table(title=f"{summary['env_id']} · agent {summary['agent']} · {summary['episodes']} episode(s) × {summary['rounds']} rounds")
-    t.add_column("metric")
+    from persona_lab.eval.metrics import format_ci
+
+    n, planned = summary["episodes"], summary.get("episodes_planned", summary["episodes"])
+    t = Table(title=f"{summary['env_id']} · agent {summary['agent']} · {n} complete episode(s) × {summary['rounds']} rounds")
+    t.add_column("metric", overflow="fold")
     t.add_column("mean", justify="right")
     t.add_column("95% CI", justify="right")
+    t.add_column("n", justify="right")
     for name, ci in summary["metrics_ci"].items():
-        t.add_row(name, f"{ci['mean']:.3f}", f"[{ci['ci_low']:.3f}, {ci['ci_high']:.3f}]")
+        mean = "–" if ci["mean"] is None else f"{ci['mean']:.3f}"
+        t.add_row(name, mean, format_ci(ci), str(ci.get("n", n)))
     console.print(t)
+    incomplete = summary.get("incomplete_episodes", [])
+    if incomplete:
+        failed = summary.get("failed_episodes", [])
+        console.print(f"[yellow]{len(incomplete)} of {planned} episode(s) incomplete ({len(failed)} failed), "
+                      f"left out of the metrics: {incomplete}[/yellow]")
     u = summary["usage"]
     console.print(f"backend: {summary['backend_note']}")
+    tp = summary["throughput"]
     console.print(
         f"usage: agent {u['agent']['calls']} calls / {u['agent']['cache_hits']} cache hits, "
         f"user {u['user']['calls']} calls / {u['user']['cache_hits']} cache hits; "
-        f"throughput {summary['throughput']['rounds_per_s']} rounds/s"
+        f"rounds executed {tp['rounds_executed']}, replayed {tp.get('rounds_replayed', 0)}; "
+        f"throughput {tp['rounds_per_s']} rounds/s"
     )
+    for spec, f in (summary.get("faults") or {}).items():
+        if f.get("faults") or f.get("retries") or f.get("give_ups"):
+            kinds = ", ".join(f"{k} {v}" for k, v in sorted(f.get("by_kind", {}).items())) or "none"
+            console.print(f"[yellow]faults on {spec}: {f.get('faults', 0)} ({kinds}); retries {f.get('retries', 0)}; "
+                          f"gave up {f.get('give_ups', 0)}[/yellow]")

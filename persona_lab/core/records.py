@@ -8,6 +8,7 @@ with the file and line, rather than silently elsewhere.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -17,6 +18,8 @@ from typing import Any
 
 from persona_lab.core.errors import DataError
 from persona_lab.core.io import read_jsonl
+
+log = logging.getLogger(__name__)
 
 TRANSITIONS_FILE = "transitions.jsonl"
 
@@ -83,18 +86,54 @@ def iter_records(path: str | os.PathLike[str]) -> Iterable[TransitionRecord]:
 
 
 def read_records(run_dir: str | os.PathLike[str]) -> list[TransitionRecord]:
-    """Every record of a run directory (or of a ``transitions.jsonl`` path), in file order."""
+    """Every record of a run directory (or of a ``transitions.jsonl`` path), in file order, with
+    duplicated (episode, round) keys dropped loudly (see :func:`unique_records`)."""
     path = Path(run_dir)
     if path.is_dir():
         path = path / TRANSITIONS_FILE
     if not path.exists():
         raise DataError("no transitions recorded", path=str(path))
-    return list(iter_records(path))
+    return unique_records(iter_records(path), path=str(path))
+
+
+def unique_records(records: Iterable[TransitionRecord], *, path: str | None = None) -> list[TransitionRecord]:
+    """The records with each (episode, round) key kept once (its first occurrence).
+
+    Two writers on one run folder (the runner's lock prevents it; a copy-paste of files does not)
+    leave a key twice; counting it twice would skew every metric. Identical repeats are dropped with a
+    warning; repeats with a different action mean two different runs were mixed, and are refused.
+    """
+    seen: dict[tuple[int, int], TransitionRecord] = {}
+    dropped = 0
+    for rec in records:
+        key = (rec.episode, rec.round)
+        first = seen.get(key)
+        if first is None:
+            seen[key] = rec
+            continue
+        if first.action_hash != rec.action_hash:
+            raise DataError(f"episode {rec.episode} round {rec.round} is recorded twice with different actions "
+                            "(two runs were written into one folder)", path=path,
+                            hint="rerun into a new --out; keep one writer per run folder")
+        dropped += 1
+    if dropped:
+        log.warning("%s: %d duplicated (episode, round) record(s) ignored; a run folder should have one writer",
+                    path or "records", dropped)
+    return list(seen.values())
 
 
 def episodes(records: Iterable[TransitionRecord]) -> dict[int, list[TransitionRecord]]:
-    """Records grouped by episode, each episode sorted by round."""
+    """Records grouped by episode, each episode sorted by round (duplicated keys dropped loudly)."""
     out: dict[int, list[TransitionRecord]] = defaultdict(list)
-    for rec in records:
+    for rec in unique_records(records):
         out[rec.episode].append(rec)
     return {e: sorted(recs, key=lambda r: r.round) for e, recs in sorted(out.items())}
+
+
+def is_complete(records: list[TransitionRecord], rounds: int) -> bool:
+    """An episode's sorted records hold every round 0..k with round k its end (or k = rounds - 1)."""
+    if not records:
+        return False
+    got = [r.round for r in records]
+    last = records[-1]
+    return got == list(range(len(got))) and (last.ended or len(got) >= rounds)

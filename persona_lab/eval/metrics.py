@@ -1,4 +1,10 @@
-"""Metrics with confidence intervals."""
+"""Metrics with confidence intervals that respect each value's range.
+
+A rate cannot be negative and a cost cannot be below zero, so an interval that says otherwise is
+wrong, not merely wide: proportions get a Wilson interval, other means a Student-t interval clipped
+to the metric's range, and a single value gets no interval at all (``ci_low``/``ci_high`` ``None``).
+Every interval carries its ``n`` so that tables can say it.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +13,57 @@ from collections.abc import Sequence
 
 from scipy import stats
 
+Bounds = tuple[float, float]
 
-def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
-    """Mean and a Student-t confidence interval (half-width 0 for fewer than two values)."""
+# Metric-name endings and the range of the value. A name matching none is unbounded.
+_UNIT = ("rate", "satisfaction", "accuracy", "recall", "precision", "share", "fraction", "followed", "judged")
+_NONNEGATIVE = ("cost", "tokens", "turns", "donation", "wall_s", "rounds", "calls", "seconds", "expense")
+
+
+def metric_bounds(name: str) -> Bounds:
+    """The range a metric's value lives in, from its (namespaced) name."""
+    leaf = name.rsplit("/", 1)[-1].lower()
+    if leaf.endswith(_UNIT) or leaf.startswith("pref_"):
+        return (0.0, 1.0)
+    if any(word in leaf for word in _NONNEGATIVE):
+        return (0.0, math.inf)
+    return (-math.inf, math.inf)
+
+
+def mean_ci(values: Sequence[float], confidence: float = 0.95, *, bounds: Bounds | None = None) -> dict[str, float | None]:
+    """Mean and a confidence interval kept inside ``bounds``.
+
+    Values that are all 0 or 1 within unit bounds are a proportion: Wilson score interval. Otherwise a
+    Student-t interval, clipped to ``bounds``. Fewer than two values: ``ci_low``/``ci_high`` are
+    ``None`` (one episode says nothing about spread). Always returns ``n``.
+    """
     n = len(values)
     if n == 0:
-        return {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "std": float("nan"), "n": 0}
+        return {"mean": None, "ci_low": None, "ci_high": None, "std": None, "n": 0}
     mean = sum(values) / n
     if n < 2:
-        return {"mean": mean, "ci_low": mean, "ci_high": mean, "std": 0.0, "n": n}
+        return {"mean": mean, "ci_low": None, "ci_high": None, "std": None, "n": n}
     var = sum((v - mean) ** 2 for v in values) / (n - 1)
     std = math.sqrt(var)
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
-    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "std": std, "n": n}
+    lo_b, hi_b = bounds if bounds is not None else (-math.inf, math.inf)
+    if (lo_b, hi_b) == (0.0, 1.0) and all(v in (0, 1) for v in values):
+        lo, hi = wilson_interval(int(sum(values)), n, confidence)
+    else:
+        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
+        lo, hi = max(lo_b, mean - half), min(hi_b, mean + half)
+    return {"mean": mean, "ci_low": lo, "ci_high": hi, "std": std, "n": n}
+
+
+def metric_ci(name: str, values: Sequence[float], confidence: float = 0.95) -> dict[str, float | None]:
+    """:func:`mean_ci` with the bounds of the metric ``name``."""
+    return mean_ci(values, confidence, bounds=metric_bounds(name))
+
+
+def format_ci(ci: dict[str, float | None], fmt: str = ".3f") -> str:
+    """``[lo, hi]``, or ``n = 1`` / ``n = 0`` where there is no interval."""
+    if ci.get("ci_low") is None or ci.get("ci_high") is None:
+        return f"n = {ci.get('n', 0)}"
+    return f"[{ci['ci_low']:{fmt}}, {ci['ci_high']:{fmt}}]"
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:

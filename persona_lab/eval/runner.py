@@ -16,6 +16,7 @@ Run directory layout::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import inspect
@@ -23,22 +24,23 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+from filelock import FileLock, Timeout
 
 from persona_lab.agents.base import AGENTS, Agent, Transition, TruthAware, create_agent
 from persona_lab.core.errors import BackendError, ConfigError
 from persona_lab.core.io import append_jsonl, atomic_write_json, repair_jsonl
 from persona_lab.core.provenance import environment_info
-from persona_lab.core.records import TRANSITIONS_FILE, TransitionRecord, episodes, iter_records
+from persona_lab.core.records import TRANSITIONS_FILE, TransitionRecord, episodes, is_complete, iter_records
 from persona_lab.core.seeding import derive_seed, stable_hash
 from persona_lab.envs.base import PRIVILEGED, PersonaEnv
-from persona_lab.eval.metrics import mean_ci
+from persona_lab.eval.metrics import metric_ci
 from persona_lab.models import (
     SCRIPTED,
     CachedChatModel,
@@ -83,11 +85,19 @@ class RunConfig:
         return "scripted" if is_scripted(self.backend) and is_scripted(self.user_backend) else "llm"
 
 
+LOCK_FILE = ".lock"
+
+
+class _Stopped(Exception):
+    """An episode saw the stop request before its next round (nothing half-recorded)."""
+
+
 @dataclass
 class RunResult:
     out: Path
     summary: dict[str, Any]
     failed_episodes: list[int]
+    interrupted: bool = False
 
 
 def env_class(env_id: str) -> type[PersonaEnv]:
@@ -171,6 +181,10 @@ class Runner:
         self._cache = ResponseCache(cache_dir) if cache else None
         self._backends: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._counts = {"executed": 0, "replayed": 0}
+        self._complete: set[int] = set()
+        self._permanent: BackendError | None = None
         self.transitions_path = self.out / TRANSITIONS_FILE
         self.rounds = config.rounds or self.env_cls.default_rounds
 
@@ -205,39 +219,81 @@ class Runner:
         return gym.make(cfg.env_id, **kwargs).unwrapped  # the runner checks its own actions; no wrappers
 
     # --- run ---------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask a running :meth:`run` to stop: no new round starts; rounds in flight finish and are
+        recorded; the summary is written. Safe to call from a signal handler or another thread."""
+        self._stop.set()
+
     def run(self, *, resume: bool = False) -> RunResult:
         cfg = self.config
-        self._prepare_dir(resume)
-        done = self._recorded()
-        todo = [e for e in range(cfg.episodes) if not done.get(e, {}).get("ended")]
-        start = time.perf_counter()
-        executed = [0]
-        failed: list[int] = []
+        with self._locked():
+            self._prepare_dir(resume)
+            recorded = self._recorded()
+            todo = [e for e in range(cfg.episodes) if e not in self._complete]
+            start = time.perf_counter()
+            failed: list[int] = []
+            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                futures = {pool.submit(self._run_episode, e, recorded.get(e, {})): e for e in todo}
+                for fut in as_completed(futures):
+                    e = futures[fut]
+                    try:
+                        fut.result()
+                    except _Stopped:
+                        pass
+                    except BackendError as exc:
+                        failed.append(e)
+                        log.error("episode %d failed: %s", e, exc)
+                        append_jsonl(self.out / "errors.jsonl", {"episode": e, "error": str(exc), "time": time.time()})
+                        if not getattr(exc, "retryable", True):
+                            self.stop()  # a permanent fault fails every episode alike: stop, do not burn calls
+                            self._permanent = exc
+            wall = time.perf_counter() - start
+            summary = self.summarize(wall_s=wall, rounds_executed=self._counts["executed"], failed=sorted(failed),
+                                     rounds_replayed=self._counts["replayed"])
+            summary["interrupted"] = self._stop.is_set() and self._permanent is None
+            atomic_write_json(self.out / "summary.json", summary)
+        if self._permanent is not None:
+            exc = self._permanent
+            raise BackendError(f"{exc.message} (not retryable: every episode would fail the same way, so the run "
+                               f"stopped; {summary['episodes']} complete episode(s) kept in {self.out})",
+                               hint=exc.hint or "fix the backend or the flags, then continue with --resume")
+        return RunResult(self.out, summary, sorted(failed), interrupted=summary["interrupted"])
 
-        def one(e: int) -> None:
-            n = self._run_episode(e, done.get(e, {}).get("rounds", {}))
-            with self._lock:
-                executed[0] += n
-
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            futures = {pool.submit(one, e): e for e in todo}
-            for fut in as_completed(futures):
-                e = futures[fut]
-                try:
-                    fut.result()
-                except BackendError as exc:
-                    failed.append(e)
-                    log.error("episode %d failed: %s", e, exc)
-                    append_jsonl(self.out / "errors.jsonl", {"episode": e, "error": str(exc), "time": time.time()})
-        wall = time.perf_counter() - start
-        summary = self.summarize(wall_s=wall, rounds_executed=executed[0], failed=sorted(failed))
-        atomic_write_json(self.out / "summary.json", summary)
-        return RunResult(self.out, summary, sorted(failed))
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold an exclusive lock on the run directory: a second writer fails at once."""
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise ConfigError(f"--out {self.out} is not a folder ({exc.strerror})",
+                              hint="choose a folder path for the run directory") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot create the run directory {self.out}: {exc.strerror}",
+                              hint="choose a writable --out") from None
+        lock = FileLock(self.out / LOCK_FILE)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise ConfigError(f"run directory {self.out} is in use by another persona-lab process",
+                              hint="wait for it to finish (or stop it), or choose another --out") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot lock the run directory {self.out}: {exc.strerror}",
+                              hint="choose a writable --out") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _prepare_dir(self, resume: bool) -> None:
         cfg_path = self.out / "config.json"
         if cfg_path.exists():
-            stored = json.loads(cfg_path.read_text(encoding="utf-8"))
+            try:
+                stored = json.loads(cfg_path.read_text(encoding="utf-8"))
+                if not isinstance(stored, dict):
+                    raise ValueError("not a JSON object")
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{cfg_path} is corrupt ({exc})",
+                                  hint="choose a new --out, or delete the folder to start the run again") from None
             if not resume:
                 raise ConfigError(
                     f"run directory {self.out} already holds a run",
@@ -253,16 +309,22 @@ class Runner:
         self.make_env().close()  # a config the env refuses fails here, before config.json could block the fix
         atomic_write_json(cfg_path, {"config": self.config.to_dict(), "rounds": self.rounds, **environment_info()})
 
-    def _recorded(self) -> dict[int, dict[str, Any]]:
-        out: dict[int, dict[str, Any]] = {}
-        for rec in iter_records(self.transitions_path):
-            e = out.setdefault(rec.episode, {"rounds": {}, "ended": False})
-            e["rounds"][rec.round] = rec.action_hash
-            e["ended"] = e["ended"] or rec.ended
+    def _recorded(self) -> dict[int, dict[int, str]]:
+        """Per episode with a complete record, nothing; per other recorded episode, the action hash of
+        each recorded round (the rounds a resume replays instead of writing again)."""
+        out: dict[int, dict[int, str]] = {}
+        for e, recs in episodes(iter_records(self.transitions_path)).items():
+            if is_complete(recs, self.rounds):
+                self._complete.add(e)
+            out[e] = {r.round: r.action_hash for r in recs}
         return out
 
     def _run_episode(self, episode: int, recorded: Mapping[int, str]) -> int:
-        """Run (or replay up to the recorded rounds and continue) one episode; returns rounds executed."""
+        """Run one episode from round 0; rounds already recorded are replayed (same seed, same
+        actions, cached model calls) and not written again, so a resume fills every gap. Returns the
+        rounds executed."""
+        if self._stop.is_set():
+            raise _Stopped
         cfg = self.config
         env = self.make_env()
         agent = create_agent(cfg.agent, env.task, self._model(cfg.backend, "agent"), **cfg.agent_kwargs)
@@ -272,6 +334,8 @@ class Runner:
         executed = 0
         try:
             for t in range(env.rounds):
+                if self._stop.is_set():
+                    raise _Stopped
                 if isinstance(agent, TruthAware):
                     agent.reveal(info.get(PRIVILEGED, {}).get("next", {}))
                 action = agent.act(obs)
@@ -282,11 +346,13 @@ class Runner:
                 if t in recorded:
                     if recorded[t] != action_hash:
                         log.warning("episode %d round %d replayed a different action than recorded", episode, t)
+                    self._count("replayed")
                 else:
                     rec = self._record(episode, t, seed, obs, action, action_hash, reward, terminated, truncated,
                                        feedback, info, agent)
                     append_jsonl(self.transitions_path, rec.to_dict())
                     executed += 1
+                    self._count("executed")
                 self.on_round()
                 obs = next_obs
                 if terminated or truncated:
@@ -294,6 +360,10 @@ class Runner:
         finally:
             env.close()
         return executed
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self._counts[what] += 1
 
     def _record(self, episode: int, t: int, seed: int, obs: Any, action: str, action_hash: str, reward: float,
                 terminated: bool, truncated: bool, feedback: dict[str, Any], info: dict[str, Any],
@@ -309,12 +379,17 @@ class Runner:
         )
 
     # --- summary -----------------------------------------------------------------------------
-    def summarize(self, *, wall_s: float, rounds_executed: int, failed: list[int]) -> dict[str, Any]:
+    def summarize(self, *, wall_s: float, rounds_executed: int, failed: list[int],
+                  rounds_replayed: int = 0) -> dict[str, Any]:
+        """Metrics over complete episodes only (a failed or interrupted episode's fragment would bias
+        them), with how many episodes were incomplete, usage, faults and throughput."""
         cfg = self.config
         by_episode = episodes(iter_records(self.transitions_path))
-        per_episode = {e: self.env_cls.episode_metrics(recs) for e, recs in by_episode.items()}
+        complete = {e: recs for e, recs in by_episode.items() if e < cfg.episodes and is_complete(recs, self.rounds)}
+        incomplete = sorted(e for e in range(cfg.episodes) if e not in complete)
+        per_episode = {e: self.env_cls.episode_metrics(recs) for e, recs in complete.items()}
         names = sorted({k for m in per_episode.values() for k in m})
-        metrics_ci = {n: mean_ci([m[n] for m in per_episode.values() if n in m]) for n in names}
+        metrics_ci = {n: metric_ci(n, [m[n] for m in per_episode.values() if n in m]) for n in names}
         backend_note = SCRIPTED_NOTE if cfg.user_kind == "scripted" and is_scripted(cfg.backend) else (
             f"agent backend {cfg.backend}; user {cfg.user_kind}"
             + (f" on {cfg.user_backend or cfg.backend}" if cfg.user_kind == "llm" else " (scripted)")
@@ -326,15 +401,29 @@ class Runner:
             "backend_note": backend_note,
             "user": cfg.user_kind,
             "episodes": len(per_episode),
+            "episodes_planned": cfg.episodes,
+            "incomplete_episodes": incomplete,
             "rounds": self.rounds,
             "metrics": {n: ci["mean"] for n, ci in metrics_ci.items()},
             "metrics_ci": metrics_ci,
             "per_episode": {str(e): m for e, m in per_episode.items()},
             "usage": {role: meter.snapshot() for role, meter in self.meters.items()},
+            "faults": self._faults(),
             "throughput": {
                 "wall_s": round(wall_s, 4),
                 "rounds_executed": rounds_executed,
+                "rounds_replayed": rounds_replayed,
                 "rounds_per_s": round(rounds_executed / wall_s, 2) if wall_s > 0 else None,
             },
             "failed_episodes": failed,
         }
+
+    def _faults(self) -> dict[str, Any]:
+        """What the backends counted: retries, faults by kind, give-ups (where the backend keeps a
+        :class:`~persona_lab.models.retry.FaultCounter`)."""
+        out: dict[str, Any] = {}
+        for spec, backend in self._backends.items():
+            counter = getattr(backend, "faults", None)
+            if counter is not None and hasattr(counter, "snapshot"):
+                out[spec] = counter.snapshot()
+        return out

@@ -231,9 +231,16 @@ def _edit_rounds(run: str | os.PathLike[str]) -> Iterator[tuple[int, TransitionR
     the edit world's fields first (with file, line and field), then the rest of the typed record."""
     path = _transitions_path(run)
     where = str(path)
+    seen: set[tuple[Any, Any]] = set()
+    duplicated = 0
     for lineno, rec in _iter_jsonl(path):
         if not isinstance(rec, Mapping):
             raise DataError(f"expected a JSON object, got {type(rec).__name__}", path=where, row=lineno)
+        key = (rec.get("episode"), rec.get("round"))
+        if key in seen and key != (None, None):
+            duplicated += 1  # two writers on one run folder: a round counted twice would weigh double
+            continue
+        seen.add(key)
         if "prompt" not in rec:
             raise DataError("missing (the base drafting prompt of the round)", path=where, row=lineno, field="prompt")
         check_messages(rec["prompt"], path=where, row=lineno, fieldname="prompt")
@@ -252,6 +259,9 @@ def _edit_rounds(run: str | os.PathLike[str]) -> Iterator[tuple[int, TransitionR
         if not isinstance(accepted, bool):
             raise DataError(f"expected true/false, got {accepted!r}", path=where, row=lineno, field="info.accepted")
         yield lineno, TransitionRecord.from_dict(rec, path=where, line=lineno), action, edited, accepted
+    if duplicated:
+        logger.warning("%s: %d duplicated (episode, round) record(s) skipped; a run folder should have one writer",
+                       where, duplicated)
 
 
 def _edit_meta(rec: TransitionRecord) -> dict[str, Any]:
