@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from persona_lab.core.io import atomic_write_json, atomic_write_text
-from persona_lab.core.records import TRANSITIONS_FILE, iter_records
-from persona_lab.eval.metrics import mean_ci
+from persona_lab.core.records import episodes, is_complete, read_records
+from persona_lab.eval.metrics import metric_ci
 from persona_lab.eval.prelude_metrics import exact_accuracy, text_accuracy
 from persona_lab.eval.runner import RunConfig, Runner
 from persona_lab.models import is_scripted
@@ -76,8 +76,8 @@ def run_bench(cfg: BenchConfig, *, concurrency: int = 2, cache: bool = True, cac
         summary_path = run_dir / "summary.json"
         if summary_path.exists() and _same_config(run_dir, rc):
             done = json.loads(summary_path.read_text())
-            n = sum(1 for _ in iter_records(run_dir / TRANSITIONS_FILE))
-            if not done.get("failed_episodes") and n == cfg.rounds:
+            recs = episodes(read_records(run_dir)).get(0, [])
+            if not done.get("failed_episodes") and is_complete(recs, cfg.rounds):
                 return task, variant.label, seed, float(done.get("wall_s_total", done["throughput"]["wall_s"]))
         # A folder holding a run of another config is refused by the Runner ("different config"), never reused.
         start = time.perf_counter()
@@ -99,7 +99,11 @@ def run_bench(cfg: BenchConfig, *, concurrency: int = 2, cache: bool = True, cac
 
 
 def _same_config(run_dir: Path, rc: RunConfig) -> bool:
-    stored = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("config")
+    """The folder's stored config equals the asked one (else it is not reused; the Runner refuses it)."""
+    try:
+        stored = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("config")
+    except (OSError, ValueError, AttributeError):
+        return False
     return stored == json.loads(json.dumps(rc.to_dict()))
 
 
@@ -116,11 +120,15 @@ def collect(cfg: BenchConfig, walls: Sequence[tuple[str, str, int, float]]) -> d
         rows: dict[str, Any] = {}
         for variant in cfg.agents:
             per_seed: dict[str, dict[str, float]] = {}
+            incomplete: list[int] = []
             curves = []
             for seed in cfg.seeds:
                 run_dir = out / "runs" / task / variant.label / f"seed-{seed}"
-                recs = sorted(iter_records(run_dir / TRANSITIONS_FILE), key=lambda r: r.round)
+                recs = episodes(read_records(run_dir)).get(0, [])
                 summary = json.loads((run_dir / "summary.json").read_text())
+                if not is_complete(recs, cfg.rounds) or summary.get("failed_episodes"):
+                    incomplete.append(seed)  # a fragment would bias the mean; counted, not averaged
+                    continue
                 costs = [r.info["cost"] for r in recs]
                 truths: dict[str, set[str]] = {}
                 statements: dict[str, str] = {}
@@ -151,37 +159,58 @@ def collect(cfg: BenchConfig, walls: Sequence[tuple[str, str, int, float]]) -> d
                 curves.append(running)
             names = sorted({k for m in per_seed.values() for k in m})
             rows[variant.label] = {
-                "agent": variant.agent, "kwargs": variant.kwargs, "per_seed": per_seed,
-                "mean_ci": {n: mean_ci([m[n] for m in per_seed.values()]) for n in names},
-                "curve_mean": [sum(c[i] for c in curves) / len(curves) for i in range(min(map(len, curves)))],
+                "agent": variant.agent, "kwargs": variant.kwargs, "per_seed": per_seed, "n": len(per_seed),
+                "incomplete_seeds": incomplete,
+                "mean_ci": {n: metric_ci(n, [m[n] for m in per_seed.values()]) for n in names},
+                "curve_mean": [sum(c[i] for c in curves) / len(curves) for i in range(min(map(len, curves)))]
+                if curves else [],
             }
         results["tasks"][task] = rows
     return results
 
 
+def _pm(ci: dict[str, Any], fmt: str = ",.0f") -> str:
+    """``mean ± half-width`` (the interval's upper side), or the mean alone with n = 1."""
+    if ci.get("mean") is None:
+        return "–"
+    if ci.get("ci_high") is None:
+        return f"{ci['mean']:{fmt}} (n = 1)"
+    return f"{ci['mean']:{fmt}} [{ci['ci_low']:{fmt}}, {ci['ci_high']:{fmt}}]"
+
+
 def markdown_table(results: dict[str, Any]) -> str:
     cfg = results["config"]
     lines = [
-        f"Cumulative edit cost over {cfg['rounds']} rounds, mean ± 95% CI over seeds {cfg['seeds']} "
+        f"Cumulative edit cost over {cfg['rounds']} rounds, mean [95% CI, clipped at 0] over seeds {cfg['seeds']} "
         f"(backend `{cfg['backend']}`, population `{cfg['population']}`, env kwargs {cfg['env_kwargs'] or '{}'}); "
-        f"preference accuracy / recall over the last {min(cfg['last_n'], cfg['rounds'])} rounds.",
+        f"preference accuracy / recall over the last {min(cfg['last_n'], cfg['rounds'])} rounds; "
+        "n = complete runs (seeds) per cell.",
         "",
     ]
     tasks = list(results["tasks"])
-    header = "| agent | " + " | ".join(f"{t} cost | {t} pref acc / recall" for t in tasks) + " | expense (tokens) | wall (s) |"
-    lines += [header, "|" + " --- |" * (2 * len(tasks) + 3)]
+    header = "| agent | " + " | ".join(f"{t} n | {t} cost | {t} pref acc / recall" for t in tasks) + " | expense (tokens) | wall (s) |"
+    lines += [header, "|" + " --- |" * (3 * len(tasks) + 3)]
+    notes = []
     for label in cfg["agents"]:
         cells = [label]
         expense, wall = 0.0, 0.0
         for t in tasks:
-            row = results["tasks"][t][label]["mean_ci"]
-            c = row["cumulative_cost"]
-            cells.append(f"{c['mean']:,.0f} ± {c['ci_high'] - c['mean']:,.0f}")
-            cells.append(f"{row['pref_accuracy']['mean']:.2f} / {row['pref_recall']['mean']:.2f}")
-            expense += row["expense_tokens"]["mean"]
-            wall += row["wall_s"]["mean"]
+            entry = results["tasks"][t][label]
+            row = entry["mean_ci"]
+            cells.append(str(entry.get("n", len(entry["per_seed"]))))
+            if not row:
+                cells += ["–", "–"]
+            else:
+                cells.append(_pm(row["cumulative_cost"]))
+                cells.append(f"{row['pref_accuracy']['mean']:.2f} / {row['pref_recall']['mean']:.2f}")
+                expense += row["expense_tokens"]["mean"]
+                wall += row["wall_s"]["mean"]
+            if entry.get("incomplete_seeds"):
+                notes.append(f"{label} / {t}: seeds {entry['incomplete_seeds']} incomplete or failed, left out")
         cells += [f"{expense:,.0f}", f"{wall:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    if notes:
+        lines += ["", *(f"- {n}" for n in notes)]
     return "\n".join(lines) + "\n"
 
 
