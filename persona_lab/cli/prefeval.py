@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from persona_lab.cli.common import add_cache_args, open_model
-from persona_lab.core.errors import ConfigError
+from persona_lab.core.errors import ConfigError, DataError
 
 
 def _list_arg(values: list[str] | None) -> list[str] | None:
@@ -145,6 +145,10 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             raise ConfigError(f"--turns takes integers (filler pairs), got {turns}") from None
     if args.system_prompt is not None:
         kwargs["system_prompt"] = args.system_prompt
+    if "rag" in kwargs.get("methods", ()) and args.rag_encoder not in ("minilm", "all-MiniLM-L6-v2", "tfidf") \
+            and not Path(args.rag_encoder).is_dir():
+        raise ConfigError(f"unknown --rag-encoder {args.rag_encoder!r}",
+                          hint="use minilm (packaged), tfidf, or a local sentence-transformers folder")
     config = PrefEvalConfig(
         backend=args.backend,
         judge=args.judge,
@@ -171,12 +175,51 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             progress.advance(bar)
 
         runner = PrefEvalRunner(config, model, out, judge_model=judge, concurrency=args.concurrency, on_test=on_test)
+        _print_problems(console, runner.dataset.problems)
         planned = plan_tests(runner.dataset.select(topics=config.topics, limit=config.limit), config)
+        if not planned:
+            raise DataError(f"no test to run: the dataset {runner.dataset.root} has {len(runner.dataset.items)} valid "
+                            f"item(s) for topics {list(config.topics or ['all'])}",
+                            hint="fix the data problems printed above (`persona-lab prefeval --validate --data ...`) "
+                            "or choose other --topics")
         done = {r["key"] for r in read_jsonl(out / ITEMS_FILE) if r.get("status") in DONE_STATUSES} if args.resume else set()
         progress.update(bar, total=len(planned), completed=sum(t.key in done for t in planned))
         summary = runner.run(resume=args.resume)
     _print_summary(console, summary, out)
-    return 0
+    return _exit_code(console, summary, out)
+
+
+def _exit_code(console: Console, summary: dict, out: Path) -> int:
+    """0 when every test ran; 3 when tests failed on the backend (it kept failing), 2 when they failed
+    on bad input (flags or data); the failures are counted and the first one shown."""
+    run = summary.get("run", {})
+    by_kind = run.get("tests_failed_by_kind") or {}
+    if not run.get("tests_failed"):
+        return 0
+    from persona_lab.core.io import read_jsonl
+
+    first = next((r.get("error", "") for r in read_jsonl(out / "items.jsonl") if r.get("status") == "error"), "")
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(by_kind.items()))
+    console.print(f"[red]{run['tests_failed']} of {run.get('tests_run')} test(s) failed ({kinds}); first error: "
+                  f"{first.splitlines()[0] if first else '?'}[/red]", highlight=False)
+    if by_kind.get("backend"):
+        console.print("the backend kept failing: fix it, then rerun with --resume to retry only the failed tests",
+                      highlight=False)
+        return 3
+    return 2
+
+
+def _print_problems(console: Console, problems: list, shown: int = 10) -> None:
+    """Data problems found while loading, printed during a run (not only by --validate)."""
+    errors = [p for p in problems if p.severity == "error"]
+    if not problems:
+        return
+    for p in errors[:shown]:
+        console.print(f"[red]{p}[/red]", highlight=False)
+    more = len(errors) - shown
+    console.print(f"[yellow]dataset: {len(errors)} error(s){f' ({more} more not shown)' if more > 0 else ''}, "
+                  f"{len(problems) - len(errors)} warning(s); items with errors are skipped "
+                  "(`--validate` lists all)[/yellow]", highlight=False)
 
 
 def _print_summary(console: Console, summary: dict, out: Path) -> None:
@@ -198,7 +241,7 @@ def _print_summary(console: Console, summary: dict, out: Path) -> None:
     console.print(summary["generation"]["judging"]["note"], highlight=False)
     run = summary.get("run", {})
     console.print(
-        f"{run.get('tests_run')} test(s) run in {run.get('wall_s')} s; outputs in {out}/ "
+        f"{run.get('tests_run')} test(s) run ({run.get('tests_failed', 0)} failed) in {run.get('wall_s')} s; outputs in {out}/ "
         "(items.jsonl, summary.json, report.md, accuracy_vs_context.png)",
         highlight=False,
     )

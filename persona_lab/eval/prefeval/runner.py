@@ -56,7 +56,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from persona_lab.core.errors import ConfigError, PersonaLabError
+from persona_lab.core.errors import BackendError, ConfigError, PersonaLabError
 from persona_lab.core.io import append_jsonl, atomic_write_json, read_jsonl, repair_jsonl
 from persona_lab.core.provenance import environment_info
 from persona_lab.eval.prefeval.methods import METHODS, TASKS, MethodOptions, PrefEvalMethod, create_method
@@ -281,12 +281,15 @@ class PrefEvalRunner:
         items = self.dataset.select(topics=self.config.topics, limit=self.config.limit)
         tests = [t for t in plan_tests(items, self.config) if t.key not in done]
         start = time.perf_counter()
+        failed: dict[str, int] = {}
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             futures = [pool.submit(self._run_test, t) for t in tests]
             try:
                 for fut in as_completed(futures):
                     rec = fut.result()
                     append_jsonl(self.items_path, rec)
+                    if rec.get("status") == "error":
+                        failed[rec["error_kind"]] = failed.get(rec["error_kind"], 0) + 1
                     self.on_test(rec)
             except BaseException:
                 for f in futures:
@@ -298,6 +301,8 @@ class PrefEvalRunner:
             "filler": {"path": self.filler.path, "sha": self.filler.sha},
             "wall_s": round(wall, 3),
             "tests_run": len(tests),
+            "tests_failed": sum(failed.values()),
+            "tests_failed_by_kind": failed,
             "tests_already_recorded": len(done),
             "tests_per_s": round(len(tests) / wall, 3) if wall > 0 and tests else None,
             "usage": {
@@ -398,6 +403,8 @@ class PrefEvalRunner:
             log.warning("test %s failed: %s", t.key, exc)
             rec["status"] = "error"
             rec["error"] = str(exc)
+            # "backend": the model kept failing (exit 3); "input": bad flags or data (exit 2)
+            rec["error_kind"] = "backend" if isinstance(exc, BackendError) else "input"
         rec["wall_s"] = round(time.perf_counter() - start, 4)
         rec["time"] = time.time()
         return rec
