@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from persona_lab.cli.common import add_cache_args
+from persona_lab.cli.common import add_cache_args, check_cache_args, check_out_dir, positive_int, probability
 
 QUICK_ROUNDS = 40
 
@@ -21,15 +21,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     q.add_argument("--out", default="results/prelude", help="results folder (default results/prelude)")
     q.add_argument("--backend", default="scripted", help="model backend (default: scripted)")
     q.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
-    q.add_argument("--rounds", type=int, default=200, help="rounds per run (default 200)")
+    q.add_argument("--rounds", type=positive_int, default=200, help="rounds per run (default 200)")
     q.add_argument("--tasks", nargs="+", default=["summarization", "email"], choices=["summarization", "email"])
     q.add_argument("--agents", nargs="+", default=None,
                    help="subset of rows: no-learning oracle explore-exploit continual icl-edit-5 cipher-1 cipher-5")
     q.add_argument("--encoder", default="minilm", help="retrieval encoder of CIPHER and ICL-edit: minilm or tfidf")
     q.add_argument("--population", default="prelude", help="prelude, verifiable, or a persona file")
-    q.add_argument("--effort", type=int, default=None, help="scripted user: violated preferences fixed per round")
-    q.add_argument("--noise", type=float, default=0.0, help="scripted user: incidental edit probability in [0, 1]")
-    q.add_argument("--concurrency", type=int, default=2, help="runs in parallel (default 2)")
+    q.add_argument("--effort", type=positive_int, default=None, help="scripted user: violated preferences fixed per round")
+    q.add_argument("--noise", type=probability, default=0.0, help="scripted user: incidental edit probability in [0, 1]")
+    q.add_argument("--concurrency", type=positive_int, default=2, help="runs in parallel (default 2)")
     q.add_argument("--quick", action="store_true", help=f"a reduced run: {QUICK_ROUNDS} rounds (under a minute)")
     add_cache_args(q)
     q.set_defaults(func=run_prelude)
@@ -40,6 +40,8 @@ def run_prelude(args: argparse.Namespace) -> int:
     from persona_lab.core.errors import ConfigError
     from persona_lab.eval.bench import BenchConfig, default_agents, run_bench
 
+    check_out_dir(args.out)
+    check_cache_args(args)
     variants = default_agents(args.encoder)
     if args.agents:
         known = {v.label: v for v in variants}

@@ -6,7 +6,7 @@ import argparse
 
 from rich.console import Console
 
-from persona_lab.cli.common import add_cache_args, open_model
+from persona_lab.cli.common import add_cache_args, nonnegative_float, open_model, positive_int
 from persona_lab.models import ChatRequest, GenerationParams
 
 
@@ -15,8 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("prompt", help="the user message")
     p.add_argument("--backend", required=True, help="hf:<model>, openai:<model>@<base_url>, fake")
     p.add_argument("--system", default=None, help="optional system message")
-    p.add_argument("--max-new-tokens", type=int, default=128, help="generation budget (default 128)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--max-new-tokens", type=positive_int, default=128, help="generation budget (default 128)")
+    p.add_argument("--temperature", type=nonnegative_float, default=0.0, help="0 = greedy (default)")
     p.add_argument("--seed", type=int, default=None, help="sampling seed")
     add_cache_args(p)
     p.set_defaults(func=run)

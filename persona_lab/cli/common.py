@@ -1,8 +1,15 @@
-"""Flags and helpers shared by subcommands."""
+"""Flags and helpers shared by subcommands.
+
+The argparse ``type=`` checkers below make a number out of range a usage error (exit 2, with the flag,
+the bad value and the allowed range) before any work starts, in every subcommand alike.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Callable
+from pathlib import Path
 
 from persona_lab.models import CachedChatModel, UsageMeter, open_chat_model
 
@@ -17,6 +24,54 @@ def add_backend_args(p: argparse.ArgumentParser, *, default: str | None = "scrip
     add_cache_args(p)
 
 
+def _number(kind: type, low: float | None, high: float | None, what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+positive_int = _number(int, 1, None, "a whole number >= 1")
+nonnegative_int = _number(int, 0, None, "a whole number >= 0")
+probability = _number(float, 0.0, 1.0, "a probability in [0, 1]")
+nonnegative_float = _number(float, 0.0, None, "a number >= 0")
+
+
+def check_out_dir(path: str | None, flag: str = "--out") -> None:
+    """Refuse a path that is a file (or an unwritable place) where a folder will be written."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        from persona_lab.core.errors import ConfigError
+
+        raise ConfigError(f"{flag} {path} is a file, not a folder", hint=f"give {flag} a folder path")
+    try:
+        target.mkdir(parents=True, exist_ok=True)  # it is created anyway; doing it now finds a bad place first
+    except OSError as exc:
+        from persona_lab.core.errors import ConfigError
+
+        raise ConfigError(f"{flag} {path} cannot be created ({exc.strerror})",
+                          hint=f"give {flag} a path in a folder you can write") from None
+    if not os.access(target, os.W_OK | os.X_OK):
+        from persona_lab.core.errors import ConfigError
+
+        raise ConfigError(f"{flag} {path} is not writable", hint=f"give {flag} a folder you can write")
+
+
+def check_cache_args(args: argparse.Namespace) -> None:
+    """``--cache-dir`` must be a writable folder (checked even when this run would not use it)."""
+    if not getattr(args, "no_cache", False):
+        check_out_dir(getattr(args, "cache_dir", None), "--cache-dir")
+
+
 def add_cache_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="bypass the response cache")
     p.add_argument(
@@ -27,4 +82,5 @@ def add_cache_args(p: argparse.ArgumentParser) -> None:
 
 
 def open_model(args: argparse.Namespace, spec: str, meter: UsageMeter | None = None) -> CachedChatModel:
+    check_cache_args(args)
     return open_chat_model(spec, cache=not args.no_cache, cache_dir=args.cache_dir, meter=meter)

@@ -76,6 +76,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PersonaLabError as exc:
         print(f"persona-lab {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except UnicodeDecodeError as exc:  # a user file that is not text; the loaders name the file where they can
+        print(f"persona-lab {args.command}: error: an input file is not UTF-8 text ({exc.reason} at byte {exc.start})"
+              "\n  hint: save it as UTF-8", file=sys.stderr)
+        return 2
+    except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        # a path flag (--out, --cache-dir, --data...) that names a file where a folder is needed, or the reverse
+        print(f"persona-lab {args.command}: error: cannot use {exc.filename}: {exc.strerror}"
+              "\n  hint: check the paths given to --out, --cache-dir and the data flags", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -12,7 +12,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from persona_lab.cli.common import add_cache_args, open_model
+from persona_lab.cli.common import (
+    add_cache_args,
+    check_cache_args,
+    check_out_dir,
+    nonnegative_int,
+    open_model,
+    positive_int,
+)
 from persona_lab.core.errors import ConfigError, DataError
 
 
@@ -42,19 +49,19 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", default=None, help="zero-shot, reminder, self-critic, cot, rag (default: zero-shot)")
     p.add_argument("--tasks", nargs="+", default=None, help="generation, classification (default: both)")
     p.add_argument("--topics", nargs="+", default=None, help="only these topics (default: all)")
-    p.add_argument("--limit", type=int, default=None, help="at most N items, spread over topics")
-    p.add_argument("--concurrency", type=int, default=4, help="tests in flight at once (default 4)")
+    p.add_argument("--limit", type=positive_int, default=None, help="at most N items, spread over topics")
+    p.add_argument("--concurrency", type=positive_int, default=4, help="tests in flight at once (default 4)")
     p.add_argument("--out", default=None, help="run directory (config.json, items.jsonl, summary.json, report.md, plot)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out, skipping recorded tests")
     p.add_argument("--validate", action="store_true", help="check the dataset and print counts per form and topic; no model")
     p.add_argument("--list-methods", action="store_true", help="list the registered methods and exit")
     p.add_argument("--seed", type=int, default=0, help="seed of the classification option shuffle (default 0)")
-    p.add_argument("--words", type=int, default=300, help="word cap in the question's length instruction; 0 = none (default 300)")
-    p.add_argument("--max-new-tokens", type=int, default=512, help="answer budget for generation (default 512)")
-    p.add_argument("--reply-max-new-tokens", type=int, default=256,
+    p.add_argument("--words", type=nonnegative_int, default=300, help="word cap in the question's length instruction; 0 = none (default 300)")
+    p.add_argument("--max-new-tokens", type=positive_int, default=512, help="answer budget for generation (default 512)")
+    p.add_argument("--reply-max-new-tokens", type=positive_int, default=256,
                    help="budget of the model's own reply to an explicit preference (default 256)")
     p.add_argument("--system-prompt", default=None, help="system prompt (default: 'You are a helpful assistant.'; '' for none)")
-    p.add_argument("--rag-k", type=int, default=5, help="messages the rag method retrieves (default 5)")
+    p.add_argument("--rag-k", type=positive_int, default=5, help="messages the rag method retrieves (default 5)")
     p.add_argument("--rag-encoder", default="minilm", help="rag encoder: minilm (packaged), tfidf, or a local folder")
     add_cache_args(p)
     p.set_defaults(func=run)
@@ -72,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--backend is required to run tests", hint="e.g. --backend hf:smollm2-135m (or --validate to check data only)")
     if not args.out:
         raise ConfigError("--out is required to run tests", hint="e.g. --out runs/prefeval")
+    check_out_dir(args.out)
+    check_cache_args(args)
     return _run(args, console)
 
 
@@ -175,7 +184,10 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             progress.advance(bar)
 
         runner = PrefEvalRunner(config, model, out, judge_model=judge, concurrency=args.concurrency, on_test=on_test)
-        _print_problems(console, runner.dataset.problems)
+        _print_problems(console, [*runner.dataset.problems, *runner.filler.problems])
+        if args.filler and not runner.filler.pairs:
+            raise DataError("the filler file has no usable turn pair", path=args.filler,
+                            hint="fix the problems printed above, or omit --filler for the built-in one")
         planned = plan_tests(runner.dataset.select(topics=config.topics, limit=config.limit), config)
         if not planned:
             raise DataError(f"no test to run: the dataset {runner.dataset.root} has {len(runner.dataset.items)} valid "

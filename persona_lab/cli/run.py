@@ -14,7 +14,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from persona_lab.cli.common import add_cache_args
+from persona_lab.cli.common import (
+    add_cache_args,
+    check_cache_args,
+    check_out_dir,
+    positive_int,
+    probability,
+)
 
 
 def parse_kv(items: list[str] | None) -> dict[str, object]:
@@ -41,8 +47,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     # World-specific shortcuts: each is the same as --env-arg NAME=VALUE and is refused (exit 2) by an
     # env that takes no such argument.
     p.add_argument("--population", default=None, help="edit/follow-up worlds: prelude, verifiable, or a YAML/JSON persona file")
-    p.add_argument("--effort", type=int, default=None, help="edit worlds, scripted user: fix at most m violated preferences per round")
-    p.add_argument("--noise", type=float, default=None, help="scripted user: probability of an incidental edit (edit worlds) or willingness noise (persuasion)")
+    p.add_argument("--effort", type=positive_int, default=None, help="edit worlds, scripted user: fix at most m violated preferences per round")
+    p.add_argument("--noise", type=probability, default=None, help="scripted user: probability of an incidental edit (edit worlds) or willingness noise (persuasion)")
     p.add_argument("--corpus", default=None, help="edit worlds: builtin, hub, or a folder of <source>.jsonl files")
     p.add_argument("--env-arg", action="append", metavar="K=V",
                    help="world-specific gymnasium.make kwarg (repeatable; `persona-lab ls envs` names each env's)")
@@ -63,9 +69,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("env_id", help="environment id (`persona-lab ls envs`)")
     p.add_argument("--agent", default="no-learning", help="agent name (`persona-lab ls agents`)")
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
-    p.add_argument("--rounds", type=int, default=None, help="agent turns per episode (default: the env's own length)")
-    p.add_argument("--episodes", type=int, default=1, help="episodes, one user each (default 1)")
-    p.add_argument("--concurrency", type=int, default=1, help="episodes run in parallel threads")
+    p.add_argument("--rounds", type=positive_int, default=None, help="agent turns per episode (default: the env's own length)")
+    p.add_argument("--episodes", type=positive_int, default=1, help="episodes, one user each (default 1)")
+    p.add_argument("--concurrency", type=positive_int, default=1, help="episodes run in parallel threads")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
     add_run_args(p)
@@ -81,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, rounds=args.rounds, episodes=args.episodes,
         env_kwargs=env_kwargs_from(args), agent_kwargs=parse_kv(args.agent_arg),
     )
+    check_out_dir(args.out)
+    check_cache_args(args)
     console = Console(stderr=True)
     runner = Runner(config, args.out, concurrency=args.concurrency, cache=not args.no_cache, cache_dir=args.cache_dir)
     with stop_on_signals(runner.stop, console), Progress(

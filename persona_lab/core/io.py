@@ -31,6 +31,18 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
+def read_text(path: str | os.PathLike[str], *, what: str = "file") -> str:
+    """The UTF-8 text of a user-given file; a missing, unreadable or non-UTF-8 file is a
+    :class:`DataError` naming it (not a traceback)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start})", path=str(path),
+                        hint="save it as UTF-8") from None
+    except OSError as exc:
+        raise DataError(f"cannot read the {what} ({exc.strerror})", path=str(path)) from None
+
+
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> None:
     atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=str) + "\n")
 

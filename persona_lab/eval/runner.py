@@ -34,7 +34,7 @@ import gymnasium as gym
 from filelock import FileLock, Timeout
 
 from persona_lab.agents.base import AGENTS, Agent, Transition, TruthAware, create_agent
-from persona_lab.core.errors import BackendError, ConfigError
+from persona_lab.core.errors import BackendError, ConfigError, PersonaLabError
 from persona_lab.core.io import append_jsonl, atomic_write_json, repair_jsonl
 from persona_lab.core.provenance import environment_info
 from persona_lab.core.records import TRANSITIONS_FILE, TransitionRecord, episodes, is_complete, iter_records
@@ -147,6 +147,20 @@ def check_env_kwargs(env_id: str, cls: type[PersonaEnv], kwargs: Mapping[str, An
             )
 
 
+def agent_arguments(factory: Callable[..., Any]) -> list[str] | None:
+    """The keyword arguments an agent factory takes (following ``**kwargs`` up a class's MRO), or
+    ``None`` when they cannot be known (a function taking ``**kwargs``)."""
+    names: list[str] = []
+    chain = [c for c in factory.__mro__ if "__init__" in vars(c)] if isinstance(factory, type) else [factory]
+    for fn in chain:
+        params = inspect.signature(fn.__init__ if isinstance(fn, type) else fn).parameters
+        names += [n for n, p in params.items() if n not in ("self", "task", "model", *names)
+                  and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return names
+    return None
+
+
 class Runner:
     """Runs a :class:`RunConfig` into a run directory.
 
@@ -218,6 +232,27 @@ class Runner:
             kwargs["rounds"] = cfg.rounds
         return gym.make(cfg.env_id, **kwargs).unwrapped  # the runner checks its own actions; no wrappers
 
+    def make_agent(self, env: PersonaEnv) -> Agent:
+        """The run's agent; unknown or bad ``--agent-arg`` values are a :class:`ConfigError`."""
+        cfg = self.config
+        accepted = agent_arguments(AGENTS.get(cfg.agent, env.task))
+        if accepted is not None:
+            for key in cfg.agent_kwargs:
+                if key not in accepted:
+                    import difflib
+
+                    close = difflib.get_close_matches(key, accepted, n=1)
+                    raise ConfigError(f"agent {cfg.agent!r} takes no argument {key!r}"
+                                      + (f"; did you mean {close[0]!r}?" if close else ""),
+                                      hint=f"its arguments: {', '.join(accepted) or '(none)'}; pass them as --agent-arg KEY=VALUE")
+        try:
+            return create_agent(cfg.agent, env.task, self._model(cfg.backend, "agent"), **cfg.agent_kwargs)
+        except (TypeError, ValueError) as exc:
+            if not cfg.agent_kwargs:
+                raise
+            raise ConfigError(f"agent {cfg.agent!r} refused its arguments {dict(cfg.agent_kwargs)}: {exc}",
+                              hint="check the values given with --agent-arg (`persona-lab ls agents`)") from None
+
     # --- run ---------------------------------------------------------------------------------
     def stop(self) -> None:
         """Ask a running :meth:`run` to stop: no new round starts; rounds in flight finish and are
@@ -232,6 +267,7 @@ class Runner:
             todo = [e for e in range(cfg.episodes) if e not in self._complete]
             start = time.perf_counter()
             failed: list[int] = []
+            refused: PersonaLabError | None = None
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
                 futures = {pool.submit(self._run_episode, e, recorded.get(e, {})): e for e in todo}
                 for fut in as_completed(futures):
@@ -247,6 +283,13 @@ class Runner:
                         if not getattr(exc, "retryable", True):
                             self.stop()  # a permanent fault fails every episode alike: stop, do not burn calls
                             self._permanent = exc
+                    except PersonaLabError as exc:  # bad input found only when an episode ran (a lazy encoder)
+                        self.stop()
+                        refused = refused or exc
+            if refused is not None:
+                if not any(True for _ in iter_records(self.transitions_path)):
+                    (self.out / "config.json").unlink(missing_ok=True)  # nothing recorded: do not block the fix
+                raise refused
             wall = time.perf_counter() - start
             summary = self.summarize(wall_s=wall, rounds_executed=self._counts["executed"], failed=sorted(failed),
                                      rounds_replayed=self._counts["replayed"])
@@ -306,7 +349,11 @@ class Runner:
                 )
             repair_jsonl(self.transitions_path)
             return
-        self.make_env().close()  # a config the env refuses fails here, before config.json could block the fix
+        env = self.make_env()  # a config the env or agent refuses fails here, before config.json could block the fix
+        try:
+            self.make_agent(env)
+        finally:
+            env.close()
         atomic_write_json(cfg_path, {"config": self.config.to_dict(), "rounds": self.rounds, **environment_info()})
 
     def _recorded(self) -> dict[int, dict[int, str]]:
@@ -327,7 +374,7 @@ class Runner:
             raise _Stopped
         cfg = self.config
         env = self.make_env()
-        agent = create_agent(cfg.agent, env.task, self._model(cfg.backend, "agent"), **cfg.agent_kwargs)
+        agent = self.make_agent(env)
         feedback_keys = env.feedback_keys
         seed = derive_seed(cfg.seed, episode)
         obs, info = env.reset(seed=seed, options={"user_index": episode})

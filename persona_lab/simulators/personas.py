@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from persona_lab.core.errors import ConfigError, DataError, UnknownNameError
+from persona_lab.core.io import read_text
 from persona_lab.core.registry import Registry
 from persona_lab.core.seeding import make_rng
 from persona_lab.simulators import catalog
@@ -162,7 +163,7 @@ def _load_population_file(path: Path) -> tuple[str, list[Persona]]:
     p = str(path)
     if not path.exists():
         raise DataError("file not found", path=p, hint="check the path given to --population")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, what="population file")
     try:
         if path.suffix in (".yaml", ".yml"):
             import yaml

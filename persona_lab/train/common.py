@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from persona_lab.core.errors import ConfigError
-from persona_lab.core.io import atomic_write_json, atomic_write_text
+from persona_lab.core.io import atomic_write_json, atomic_write_text, read_text
 from persona_lab.core.provenance import environment_info
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -197,7 +197,7 @@ def _read_yaml(cls: type[TrainConfig], path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist", hint="pass the path of a YAML file to --config")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = yaml.safe_load(read_text(path, what="config file"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
     if loaded is None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from persona_lab.core.errors import DataError, PersonaLabError
+from persona_lab.core.io import read_text
 from persona_lab.core.records import TransitionRecord
 
 _LOAD_ERRORS = (PersonaLabError, OSError)
@@ -169,14 +170,14 @@ def trl_columns(dataset: Dataset, *, kind: str) -> Dataset:
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, parsed object) for each non-blank line; invalid JSON is a DataError naming the line."""
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"invalid JSON ({exc.msg} at column {exc.colno})", path=str(path), row=lineno) from None
+    lines = read_text(path, what="data file").split("\n")
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"invalid JSON ({exc.msg} at column {exc.colno})", path=str(path), row=lineno) from None
 
 
 def load_jsonl_dataset(path: str | os.PathLike[str], *, kind: str) -> Dataset:
@@ -516,7 +517,7 @@ def _load_json_array(path: Path, *, kind: str) -> Dataset:
     from datasets import Dataset
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path, what="data file"))
     except json.JSONDecodeError as exc:
         raise DataError(f"invalid JSON ({exc.msg} at line {exc.lineno})", path=str(path), row=exc.lineno) from None
     if not isinstance(data, list):

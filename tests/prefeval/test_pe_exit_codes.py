@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from persona_lab.cli.main import main
-from persona_lab.testing.fake_server import Fault, FakeOpenAIServer
+from persona_lab.testing.fake_server import FakeOpenAIServer, Fault
 
 BASE = ["prefeval", "--turns", "0", "--limit", "1", "--tasks", "classification"]
 
