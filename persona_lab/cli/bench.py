@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from persona_lab.cli.common import add_cache_args, check_cache_args, check_out_dir, positive_int, probability
@@ -64,6 +63,6 @@ def run_prelude(args: argparse.Namespace) -> int:
         run_bench(cfg, concurrency=args.concurrency, cache=not args.no_cache, cache_dir=args.cache_dir,
                   on_round=lambda: progress.advance(bar))
     console = Console()
-    console.print(Markdown((Path(args.out) / "results.md").read_text()))
+    print((Path(args.out) / "results.md").read_text(encoding="utf-8"))  # plain text: cells wrap, never cut
     console.print(f"results: {args.out}/results.json, results.md, cumulative_cost_<task>.png; runs under {args.out}/runs/")
     return 0

@@ -7,9 +7,14 @@ the bad value and the allowed range) before any work starts, in every subcommand
 from __future__ import annotations
 
 import argparse
+import io
 import os
 from collections.abc import Callable
 from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from persona_lab.models import CachedChatModel, UsageMeter, open_chat_model
 
@@ -70,6 +75,29 @@ def check_cache_args(args: argparse.Namespace) -> None:
     """``--cache-dir`` must be a writable folder (checked even when this run would not use it)."""
     if not getattr(args, "no_cache", False):
         check_out_dir(getattr(args, "cache_dir", None), "--cache-dir")
+
+
+def print_table(console: Console, table: Table) -> None:
+    """Print ``table``, or, when the console is too narrow for it to show every cell whole (rich would
+    cut cells with "…"), the same rows as blocks of "header: value" lines that wrap instead. Ids that a
+    user must copy (env ids, agent names, preference ids) are never cut."""
+    probe = Console(width=console.width, file=io.StringIO(), color_system=None, legacy_windows=False)
+    probe.print(table)
+    if "…" not in probe.file.getvalue():  # type: ignore[attr-defined]
+        console.print(table)
+        return
+    headers = [str(c.header) for c in table.columns]
+    columns = [list(c.cells) for c in table.columns]
+    if table.title:
+        console.print(f"[bold]{table.title}[/bold]")
+    for row in zip(*columns):
+        console.print(Text(str(row[0]), style="bold"), soft_wrap=True)
+        for header, cell in zip(headers[1:], row[1:]):
+            text = cell if isinstance(cell, Text) else Text.from_markup(str(cell))
+            if text.plain:
+                console.print(Text("  " + header + ": ") + text, soft_wrap=False, overflow="fold")
+    if table.caption:
+        console.print(str(table.caption))
 
 
 def add_cache_args(p: argparse.ArgumentParser) -> None:

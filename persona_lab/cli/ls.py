@@ -80,5 +80,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    Console().print(LISTINGS[args.what]())
+    from persona_lab.cli.common import print_table
+
+    print_table(Console(), LISTINGS[args.what]())
     return 0

@@ -11,11 +11,15 @@ import argparse
 import difflib
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from persona_lab import __version__
 from persona_lab.core.errors import PersonaLabError
+
+# Set (unless --verbose, or already set by the user) before any model library is imported.
+QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1", "TRANSFORMERS_VERBOSITY": "error"}
 
 # Subcommand modules, in the order --help lists them. Add yours here.
 COMMAND_MODULES = [
@@ -52,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="persona-lab: simulated users, personalization agents and evaluations.",
     )
     parser.add_argument("--version", action="version", version=f"persona-lab {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log at INFO level and show third-party progress bars (weights loading, GGUF conversion)")
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)
@@ -68,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # third-party progress bars (weights loading, GGUF conversion) hide our own output
+        for key, value in QUIET_ENV.items():
+            os.environ.setdefault(key, value)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -19,6 +19,7 @@ from persona_lab.cli.common import (
     nonnegative_int,
     open_model,
     positive_int,
+    print_table,
 )
 from persona_lab.core.errors import ConfigError, DataError
 
@@ -249,7 +250,7 @@ def _print_summary(console: Console, summary: dict, out: Path) -> None:
             extra = c["unjudged"] + c["no_judge"] if task == "generation" else c["unparsed"]
             t.add_row(c["method"], c["form"], str(c["paper_turns"]), str(c["mean_prompt_tokens"]), str(c[n_key]), acc, ci,
                       str(extra), str(c["skipped_context"]))
-        console.print(t)
+        print_table(console, t)
     console.print(summary["generation"]["judging"]["note"], highlight=False)
     run = summary.get("run", {})
     console.print(

@@ -143,6 +143,7 @@ def resume_command(args: argparse.Namespace) -> str:
 
 
 def print_summary(summary: dict, console: Console) -> None:
+    from persona_lab.cli.common import print_table
     from persona_lab.eval.metrics import format_ci
 
     n, planned = summary["episodes"], summary.get("episodes_planned", summary["episodes"])
@@ -154,7 +155,7 @@ def print_summary(summary: dict, console: Console) -> None:
     for name, ci in summary["metrics_ci"].items():
         mean = "–" if ci["mean"] is None else f"{ci['mean']:.3f}"
         t.add_row(name, mean, format_ci(ci), str(ci.get("n", n)))
-    console.print(t)
+    print_table(console, t)
     incomplete = summary.get("incomplete_episodes", [])
     if incomplete:
         failed = summary.get("failed_episodes", [])

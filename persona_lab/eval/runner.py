@@ -437,10 +437,16 @@ class Runner:
         per_episode = {e: self.env_cls.episode_metrics(recs) for e, recs in complete.items()}
         names = sorted({k for m in per_episode.values() for k in m})
         metrics_ci = {n: metric_ci(n, [m[n] for m in per_episode.values() if n in m]) for n in names}
+        env_models = {k: v for k, v in cfg.env_kwargs.items()
+                      if k in self.env_cls.model_kwargs and isinstance(v, str) and not is_scripted(v)}
         backend_note = SCRIPTED_NOTE if cfg.user_kind == "scripted" and is_scripted(cfg.backend) else (
             f"agent backend {cfg.backend}; user {cfg.user_kind}"
             + (f" on {cfg.user_backend or cfg.backend}" if cfg.user_kind == "llm" else " (scripted)")
         )
+        if env_models:  # e.g. the FLR scorer: the run does use a language model, whatever the agent's backend
+            uses = ", ".join(f"{k} {v}" for k, v in env_models.items())
+            backend_note = (f"agent backend {cfg.backend}; user {cfg.user_kind}; the env uses a language model: {uses}"
+                            if backend_note == SCRIPTED_NOTE else f"{backend_note}; the env uses a language model: {uses}")
         return {
             "env_id": cfg.env_id,
             "agent": cfg.agent,
