@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-import io
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -32,21 +33,17 @@ def test_ls_keeps_every_id_whole_at_80_columns(what: str, monkeypatch: pytest.Mo
         assert set(AGENTS.names()) <= words
 
 
-def test_third_party_progress_bars_are_silenced_unless_verbose(monkeypatch: pytest.MonkeyPatch,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    from tqdm import tqdm
-
-    for key in QUIET_ENV:
-        monkeypatch.delenv(key, raising=False)
-    assert main(["--verbose", "ls", "populations"]) == 0
-    assert "TQDM_DISABLE" not in os.environ
-    assert main(["ls", "populations"]) == 0
-    for key, value in QUIET_ENV.items():
-        assert os.environ[key] == value
-    sink = io.StringIO()
-    for _ in tqdm(range(3), desc="Loading weights", file=sink):
-        pass
-    assert sink.getvalue() == ""
+def test_third_party_progress_bars_are_silenced_unless_verbose() -> None:
+    """A fresh process, as a user runs it: the quiet settings are made before any model library loads."""
+    code = ("import sys; from persona_lab.cli.main import main; main(sys.argv[1:]); from tqdm import tqdm; "
+            "[None for _ in tqdm(range(3), desc='Loading weights')]")
+    env = {k: v for k, v in os.environ.items() if k not in QUIET_ENV}
+    quiet = subprocess.run([sys.executable, "-c", code, "ls", "populations"], env=env, capture_output=True, text=True)
+    loud = subprocess.run([sys.executable, "-c", code, "--verbose", "ls", "populations"], env=env,
+                          capture_output=True, text=True)
+    assert quiet.returncode == loud.returncode == 0, quiet.stderr + loud.stderr
+    assert "Loading weights" not in quiet.stderr
+    assert "Loading weights" in loud.stderr
 
 
 def test_flr_run_says_it_uses_a_model(tmp_path: Path) -> None:
