@@ -8,7 +8,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from persona_lab.cli.common import add_cache_args, check_cache_args, check_out_dir, positive_int, probability
+from persona_lab.cli.common import (
+    add_cache_args,
+    add_timeout_arg,
+    check_cache_args,
+    check_out_dir,
+    positive_int,
+    probability,
+)
 
 QUICK_ROUNDS = 40
 
@@ -30,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     q.add_argument("--noise", type=probability, default=0.0, help="scripted user: incidental edit probability in [0, 1]")
     q.add_argument("--concurrency", type=positive_int, default=2, help="runs in parallel (default 2)")
     q.add_argument("--quick", action="store_true", help=f"a reduced run: {QUICK_ROUNDS} rounds (under a minute)")
+    add_timeout_arg(q)
     add_cache_args(q)
     q.set_defaults(func=run_prelude)
     return p
@@ -60,7 +68,7 @@ def run_prelude(args: argparse.Namespace) -> int:
     with Progress(TextColumn("[bold]bench prelude"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True), transient=True) as progress:
         bar = progress.add_task("rounds", total=total)
-        run_bench(cfg, concurrency=args.concurrency, cache=not args.no_cache, cache_dir=args.cache_dir,
+        run_bench(cfg, concurrency=args.concurrency, cache=not args.no_cache, cache_dir=args.cache_dir, timeout_s=args.timeout,
                   on_round=lambda: progress.advance(bar))
     console = Console()
     print((Path(args.out) / "results.md").read_text(encoding="utf-8"))  # plain text: cells wrap, never cut

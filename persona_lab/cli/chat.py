@@ -6,7 +6,13 @@ import argparse
 
 from rich.console import Console
 
-from persona_lab.cli.common import add_cache_args, nonnegative_float, open_model, positive_int
+from persona_lab.cli.common import (
+    add_cache_args,
+    add_timeout_arg,
+    nonnegative_float,
+    open_model,
+    positive_int,
+)
 from persona_lab.models import ChatRequest, GenerationParams
 
 
@@ -18,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=positive_int, default=128, help="generation budget (default 128)")
     p.add_argument("--temperature", type=nonnegative_float, default=0.0, help="0 = greedy (default)")
     p.add_argument("--seed", type=int, default=None, help="sampling seed")
+    add_timeout_arg(p)
     add_cache_args(p)
     p.set_defaults(func=run)
     return p

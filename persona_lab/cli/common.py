@@ -47,6 +47,7 @@ positive_int = _number(int, 1, None, "a whole number >= 1")
 nonnegative_int = _number(int, 0, None, "a whole number >= 0")
 probability = _number(float, 0.0, 1.0, "a probability in [0, 1]")
 nonnegative_float = _number(float, 0.0, None, "a number >= 0")
+positive_float = _number(float, 1e-9, None, "a number of seconds > 0")
 
 
 def check_out_dir(path: str | None, flag: str = "--out") -> None:
@@ -100,6 +101,12 @@ def print_table(console: Console, table: Table) -> None:
         console.print(str(table.caption))
 
 
+def add_timeout_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
+                   help="read timeout of network (openai) backends: seconds a reply may take before the "
+                   "request is retried (default: the backend's, 300)")
+
+
 def add_cache_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="bypass the response cache")
     p.add_argument(
@@ -111,4 +118,8 @@ def add_cache_args(p: argparse.ArgumentParser) -> None:
 
 def open_model(args: argparse.Namespace, spec: str, meter: UsageMeter | None = None) -> CachedChatModel:
     check_cache_args(args)
-    return open_chat_model(spec, cache=not args.no_cache, cache_dir=args.cache_dir, meter=meter)
+    model = open_chat_model(spec, cache=not args.no_cache, cache_dir=args.cache_dir, meter=meter)
+    from persona_lab.eval.runner import set_read_timeout
+
+    set_read_timeout(model, getattr(args, "timeout", None))
+    return model

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from persona_lab.cli.common import (
     add_cache_args,
+    add_timeout_arg,
     check_cache_args,
     check_out_dir,
     nonnegative_int,
@@ -64,6 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--system-prompt", default=None, help="system prompt (default: 'You are a helpful assistant.'; '' for none)")
     p.add_argument("--rag-k", type=positive_int, default=5, help="messages the rag method retrieves (default 5)")
     p.add_argument("--rag-encoder", default="minilm", help="rag encoder: minilm (packaged), tfidf, or a local folder")
+    add_timeout_arg(p)
     add_cache_args(p)
     p.set_defaults(func=run)
     return p

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from persona_lab.cli.common import (
     add_cache_args,
+    add_timeout_arg,
     check_cache_args,
     check_out_dir,
     positive_int,
@@ -53,6 +54,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env-arg", action="append", metavar="K=V",
                    help="world-specific gymnasium.make kwarg (repeatable; `persona-lab ls envs` names each env's)")
     p.add_argument("--agent-arg", action="append", metavar="K=V", help="extra agent kwarg, e.g. k=5 (repeatable)")
+    add_timeout_arg(p)
     add_cache_args(p)
 
 
@@ -90,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     check_out_dir(args.out)
     check_cache_args(args)
     console = Console(stderr=True)
-    runner = Runner(config, args.out, concurrency=args.concurrency, cache=not args.no_cache, cache_dir=args.cache_dir)
+    runner = Runner(config, args.out, concurrency=args.concurrency, cache=not args.no_cache, cache_dir=args.cache_dir,
+                    timeout_s=args.timeout)
     with stop_on_signals(runner.stop, console), Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             console=console, transient=True) as progress:
@@ -171,7 +174,7 @@ def print_summary(summary: dict, console: Console) -> None:
         f"throughput {tp['rounds_per_s']} rounds/s"
     )
     for spec, f in (summary.get("faults") or {}).items():
-        if f.get("faults") or f.get("retries") or f.get("give_ups"):
+        if f.get("faults"):
             kinds = ", ".join(f"{k} {v}" for k, v in sorted(f.get("by_kind", {}).items())) or "none"
             console.print(f"[yellow]faults on {spec}: {f.get('faults', 0)} ({kinds}); retries {f.get('retries', 0)}; "
-                          f"gave up {f.get('give_ups', 0)}[/yellow]")
+                          f"gave up {f.get('give_ups', 0)}; permanent {f.get('permanent', 0)}[/yellow]")

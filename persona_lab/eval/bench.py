@@ -63,7 +63,7 @@ class BenchConfig:
 
 
 def run_bench(cfg: BenchConfig, *, concurrency: int = 2, cache: bool = True, cache_dir: str | None = None,
-              on_round: Callable[[], None] | None = None) -> dict[str, Any]:
+              on_round: Callable[[], None] | None = None, timeout_s: float | None = None) -> dict[str, Any]:
     out = Path(cfg.out)
     jobs = [(task, variant, seed) for task in cfg.tasks for variant in cfg.agents for seed in cfg.seeds]
 
@@ -81,7 +81,7 @@ def run_bench(cfg: BenchConfig, *, concurrency: int = 2, cache: bool = True, cac
                 return task, variant.label, seed, float(done.get("wall_s_total", done["throughput"]["wall_s"]))
         # A folder holding a run of another config is refused by the Runner ("different config"), never reused.
         start = time.perf_counter()
-        Runner(rc, run_dir, cache=cache, cache_dir=cache_dir, on_round=on_round).run(resume=(run_dir / "config.json").exists())
+        Runner(rc, run_dir, cache=cache, cache_dir=cache_dir, on_round=on_round, timeout_s=timeout_s).run(resume=(run_dir / "config.json").exists())
         wall = time.perf_counter() - start
         s = json.loads(summary_path.read_text())
         s["wall_s_total"] = wall

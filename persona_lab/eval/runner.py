@@ -100,6 +100,18 @@ class RunResult:
     interrupted: bool = False
 
 
+def set_read_timeout(model: Any, seconds: float | None) -> None:
+    """Set the read timeout of a network backend (or of the backend a cached model wraps); local
+    backends have none and are left alone."""
+    if seconds is None:
+        return
+    target = getattr(model, "backend", model)
+    if hasattr(target, "read_timeout_s"):
+        target.read_timeout_s = float(seconds)
+    else:
+        log.info("%s has no read timeout; --timeout ignored for it", getattr(target, "spec", target))
+
+
 def env_class(env_id: str) -> type[PersonaEnv]:
     """The registered class of ``env_id`` (imported from its entry point; no env is built)."""
     if env_id not in gym.registry:
@@ -171,6 +183,7 @@ class Runner:
         cache: use the response cache.
         cache_dir: cache folder (default: ``$PERSONA_LAB_CACHE_DIR`` or ``~/.cache/persona-lab``).
         on_round: called after every round (progress bars).
+        timeout_s: read timeout of network backends (seconds a reply may take); ``None`` keeps theirs.
     """
 
     def __init__(
@@ -182,7 +195,11 @@ class Runner:
         cache: bool = True,
         cache_dir: str | Path | None = None,
         on_round: Callable[[], None] | None = None,
+        timeout_s: float | None = None,
     ) -> None:
+        if timeout_s is not None and timeout_s <= 0:
+            raise ConfigError(f"timeout must be > 0 seconds, got {timeout_s}")
+        self.timeout_s = timeout_s
         self.env_cls = env_class(config.env_id)
         AGENTS.check(config.agent, self.env_cls.task)  # fail early: unknown name, or not for this task
         check_env_kwargs(config.env_id, self.env_cls, config.env_kwargs)
@@ -210,6 +227,7 @@ class Runner:
         with self._lock:
             if spec not in self._backends:
                 self._backends[spec] = create_backend(spec)  # one backend (one loaded model) per spec
+                set_read_timeout(self._backends[spec], self.timeout_s)
             meter = self.meters.setdefault(role, UsageMeter())
         return CachedChatModel(self._backends[spec], self._cache, meter)
 
@@ -404,6 +422,10 @@ class Runner:
                 obs = next_obs
                 if terminated or truncated:
                     break
+        except BackendError as exc:
+            if not exc.retryable:
+                self.stop()  # from this worker, before it takes the next episode: a permanent fault fails all alike
+            raise
         finally:
             env.close()
         return executed

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from persona_lab.core.errors import BackendError, ConfigError
 from persona_lab.models.base import ChatRequest, Completion, Usage
 from persona_lab.models.registry import register_backend
-from persona_lab.models.retry import RetryEvent, RetryPolicy, call_with_retries
+from persona_lab.models.retry import FaultCounter, RetryEvent, RetryPolicy, call_with_retries
 from persona_lab.models.tokens import approx_token_count
 
 log = logging.getLogger(__name__)
@@ -295,6 +295,7 @@ class OpenAIChatModel:
         self._executor: ThreadPoolExecutor | None = None
         self._warned_plaintext = False
         self.retries = 0  # retries made so far (all requests, all threads)
+        self.faults = FaultCounter()  # failed attempts by kind, retries, give-ups: read by run summaries
 
     # -- identity -------------------------------------------------------------------------------
     @property
@@ -445,6 +446,7 @@ class OpenAIChatModel:
                 retry_after=lambda e: getattr(e, "retry_after_s", None),
                 sleep=self._sleep,
                 rng=self._rng_for_call(),
+                faults=self.faults,
             )
         except _AttemptError as exc:
             raise self._final_error(exc, attempts) from None

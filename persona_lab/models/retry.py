@@ -10,7 +10,9 @@ untouched and concurrent clients do not retry in lockstep.
 from __future__ import annotations
 
 import random
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
@@ -89,6 +91,44 @@ class RetryEvent:
     delay_s: float
 
 
+def fault_kind(exc: BaseException) -> str:
+    """A short name for a failed attempt: ``429``, ``5xx``, ``http 4xx`` codes, or the client's own
+    ``kind`` (``timeout``, ``connection``, ``malformed``), else the exception type."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int):
+        return "429" if status == 429 else "5xx" if status >= 500 else f"http {status}"
+    kind = getattr(exc, "kind", None)
+    return str(kind) if kind else type(exc).__name__
+
+
+class FaultCounter:
+    """Thread-safe tally of failed attempts a backend saw, for run summaries: faults by kind, retries
+    made, give-ups (a retryable fault that outlasted the attempts) and permanent faults (not retried)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_kind: Counter[str] = Counter()
+        self.retries = 0
+        self.give_ups = 0
+        self.permanent = 0
+
+    def record(self, kind: str, outcome: str) -> None:
+        """``outcome``: ``retry``, ``give_up`` or ``permanent``."""
+        with self._lock:
+            self.by_kind[kind] += 1
+            if outcome == "retry":
+                self.retries += 1
+            elif outcome == "give_up":
+                self.give_ups += 1
+            else:
+                self.permanent += 1
+
+    def snapshot(self) -> dict[str, object]:
+        with self._lock:
+            return {"faults": sum(self.by_kind.values()), "by_kind": dict(self.by_kind), "retries": self.retries,
+                    "give_ups": self.give_ups, "permanent": self.permanent}
+
+
 def call_with_retries(
     fn: Callable[[], T],
     policy: RetryPolicy,
@@ -98,6 +138,7 @@ def call_with_retries(
     retry_after: Callable[[BaseException], float | None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
+    faults: FaultCounter | None = None,
 ) -> T:
     """Call ``fn()`` until it returns, retrying failures that ``is_retryable`` accepts.
 
@@ -114,6 +155,7 @@ def call_with_retries(
             larger of it (capped at ``policy.max_server_delay_s``) and the computed backoff.
         sleep: how to wait; tests pass a no-op.
         rng: the jitter source; a fresh local ``random.Random()`` when omitted.
+        faults: where to count each failed attempt (kind from :func:`fault_kind`) and its outcome.
     """
     rng = rng if rng is not None else random.Random()
     previous = policy.base_delay_s
@@ -124,7 +166,13 @@ def call_with_retries(
             return fn()
         except Exception as exc:
             if attempt >= policy.max_attempts or not is_retryable(exc):
+                if faults is not None:
+                    # a fault the client marks retryable (or one already retried) ran out of attempts
+                    retryable = getattr(exc, "retryable", attempt > 1)
+                    faults.record(fault_kind(exc), "give_up" if retryable else "permanent")
                 raise
+            if faults is not None:
+                faults.record(fault_kind(exc), "retry")
             delay = policy.backoff_s(attempt, previous, rng)
             previous = delay
             if retry_after is not None:
