@@ -14,6 +14,12 @@ from persona_lab.core.errors import DataError
 
 _append_lock = threading.Lock()
 
+# Files are created 0644 less the umask, whether appended (transitions.jsonl) or written atomically
+# (config.json, summary.json); mkstemp alone would leave the latter 0600. Read once, at import.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o644 & ~_UMASK
+
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (atomic on POSIX)."""
@@ -21,6 +27,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -57,10 +64,10 @@ def append_jsonl(path: str | os.PathLike[str], record: Any, *, fsync: bool = Fal
     line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
     with _append_lock:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
         except FileNotFoundError:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
         try:
             os.write(fd, line.encode("utf-8"))
             if fsync:

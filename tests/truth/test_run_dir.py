@@ -191,3 +191,16 @@ def test_run_table_says_n_and_keeps_ids_at_80_columns(tmp_path: Path) -> None:
     assert "persona_lab/EditSummarization-v0" in flat and "explore-exploit" in flat
     assert "episode/preference_satisfaction" in flat and "…" not in text
     assert "n = 1" in text and "95% CI" in text
+
+
+# --- item 12: file modes are consistent ---------------------------------------------------------------
+
+def test_run_files_share_one_mode(tmp_path: Path) -> None:
+    """Old behaviour: config.json and summary.json were 0600 (mkstemp), transitions.jsonl 0644."""
+    import stat
+
+    run = tmp_path / "r"
+    Runner(_cfg(episodes=1, rounds=2), run).run()
+    modes = {name: stat.S_IMODE((run / name).stat().st_mode)
+             for name in ("config.json", "summary.json", "transitions.jsonl")}
+    assert len(set(modes.values())) == 1, modes
