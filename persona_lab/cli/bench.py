@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import threading
 from pathlib import Path
 
 from rich.console import Console
@@ -16,6 +18,7 @@ from persona_lab.cli.common import (
     positive_int,
     probability,
 )
+from persona_lab.cli.run import stop_on_signals
 
 QUICK_ROUNDS = 40
 
@@ -65,11 +68,19 @@ def run_prelude(args: argparse.Namespace) -> int:
     cfg = BenchConfig(out=args.out, tasks=tuple(args.tasks), agents=tuple(variants), seeds=tuple(args.seeds),
                       rounds=rounds, backend=args.backend, population=args.population, env_kwargs=env_kwargs)
     total = len(cfg.tasks) * len(cfg.agents) * len(cfg.seeds) * rounds
-    with Progress(TextColumn("[bold]bench prelude"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as progress:
+    err = Console(stderr=True)
+    stop = threading.Event()
+    with stop_on_signals(stop.set, err), Progress(
+            TextColumn("[bold]bench prelude"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err, transient=True) as progress:
         bar = progress.add_task("rounds", total=total)
-        run_bench(cfg, concurrency=args.concurrency, cache=not args.no_cache, cache_dir=args.cache_dir, timeout_s=args.timeout,
-                  on_round=lambda: progress.advance(bar))
+        results = run_bench(cfg, concurrency=args.concurrency, cache=not args.no_cache, cache_dir=args.cache_dir,
+                            timeout_s=args.timeout, on_round=lambda: progress.advance(bar), stop_event=stop)
+    if results is None:
+        again = "persona-lab " + shlex.join(args.argv) if getattr(args, "argv", None) else "the same command"
+        err.print(f"interrupted: finished runs are kept under {args.out}/runs/ and reused; continue with:\n  {again}",
+                  highlight=False, soft_wrap=True)
+        return 130
     console = Console()
     print((Path(args.out) / "results.md").read_text(encoding="utf-8"))  # plain text: cells wrap, never cut
     console.print(f"results: {args.out}/results.json, results.md, cumulative_cost_<task>.png; runs under {args.out}/runs/")

@@ -8,6 +8,7 @@ rebuilt from them at the end.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -63,8 +64,12 @@ class BenchConfig:
 
 
 def run_bench(cfg: BenchConfig, *, concurrency: int = 2, cache: bool = True, cache_dir: str | None = None,
-              on_round: Callable[[], None] | None = None, timeout_s: float | None = None) -> dict[str, Any]:
+              on_round: Callable[[], None] | None = None, timeout_s: float | None = None,
+              stop_event: threading.Event | None = None) -> dict[str, Any] | None:
+    """Run (or reuse) every run of the bench and rebuild the results; ``None`` when ``stop_event`` was set
+    before all runs finished (the finished ones are kept and reused by the next call)."""
     out = Path(cfg.out)
+    stop_event = stop_event if stop_event is not None else threading.Event()
     jobs = [(task, variant, seed) for task in cfg.tasks for variant in cfg.agents for seed in cfg.seeds]
 
     def one(job: tuple[str, AgentVariant, int]) -> tuple[str, str, int, float]:
@@ -80,8 +85,11 @@ def run_bench(cfg: BenchConfig, *, concurrency: int = 2, cache: bool = True, cac
             if not done.get("failed_episodes") and is_complete(recs, cfg.rounds):
                 return task, variant.label, seed, float(done.get("wall_s_total", done["throughput"]["wall_s"]))
         # A folder holding a run of another config is refused by the Runner ("different config"), never reused.
+        if stop_event.is_set():
+            return task, variant.label, seed, float("nan")
         start = time.perf_counter()
-        Runner(rc, run_dir, cache=cache, cache_dir=cache_dir, on_round=on_round, timeout_s=timeout_s).run(resume=(run_dir / "config.json").exists())
+        Runner(rc, run_dir, cache=cache, cache_dir=cache_dir, on_round=on_round, timeout_s=timeout_s,
+               stop_event=stop_event).run(resume=(run_dir / "config.json").exists())
         wall = time.perf_counter() - start
         s = json.loads(summary_path.read_text())
         s["wall_s_total"] = wall
@@ -90,6 +98,8 @@ def run_bench(cfg: BenchConfig, *, concurrency: int = 2, cache: bool = True, cac
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         walls = list(pool.map(one, jobs))
+    if stop_event.is_set():
+        return None
     results = collect(cfg, walls)
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", markdown_table(results))

@@ -184,6 +184,7 @@ class Runner:
         cache_dir: cache folder (default: ``$PERSONA_LAB_CACHE_DIR`` or ``~/.cache/persona-lab``).
         on_round: called after every round (progress bars).
         timeout_s: read timeout of network backends (seconds a reply may take); ``None`` keeps theirs.
+        stop_event: a shared stop request (a bench stops all its runs with one); :meth:`stop` sets it.
     """
 
     def __init__(
@@ -196,6 +197,7 @@ class Runner:
         cache_dir: str | Path | None = None,
         on_round: Callable[[], None] | None = None,
         timeout_s: float | None = None,
+        stop_event: threading.Event | None = None,
     ) -> None:
         if timeout_s is not None and timeout_s <= 0:
             raise ConfigError(f"timeout must be > 0 seconds, got {timeout_s}")
@@ -212,7 +214,7 @@ class Runner:
         self._cache = ResponseCache(cache_dir) if cache else None
         self._backends: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stop = stop_event if stop_event is not None else threading.Event()
         self._counts = {"executed": 0, "replayed": 0}
         self._complete: set[int] = set()
         self._permanent: BackendError | None = None

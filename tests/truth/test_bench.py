@@ -41,3 +41,21 @@ def test_bench_table_says_n_and_leaves_out_incomplete_runs(tmp_path: Path) -> No
     assert row["n"] == 1 and row["incomplete_seeds"] == [1]
     table = markdown_table(results)
     assert "email n" in table and "(n = 1)" in table and "seeds [1] incomplete" in table
+
+
+def test_bench_stop_keeps_finished_runs_and_the_rerun_completes(tmp_path: Path) -> None:
+    import threading
+
+    stop = threading.Event()
+    rounds: list[int] = []
+
+    def on_round() -> None:
+        rounds.append(1)
+        if len(rounds) == 3:
+            stop.set()
+
+    assert run_bench(_cfg(tmp_path), concurrency=1, on_round=on_round, stop_event=stop) is None
+    assert len(rounds) == 3, "no round starts after the stop request"
+    assert not (tmp_path / "results.json").exists()
+    done = run_bench(_cfg(tmp_path), concurrency=1)
+    assert done is not None and done["tasks"]["email"]["no-learning"]["n"] == 2
