@@ -8,10 +8,17 @@ run's ``env_kwargs`` (checked against the env's signature), reads ``task`` to pi
 
 Run directory layout::
 
-    config.json        resolved RunConfig, package versions, git revision
+    config.json        resolved RunConfig, package versions, git revision (written once the env and
+                       agent accept the config; removed if bad input stops the run before any round)
     transitions.jsonl  one TransitionRecord per round (appended atomically)
     errors.jsonl       written only when an episode fails (backend faults after retries), to rerun with --resume
-    summary.json       metrics (mean and 95% CI over episodes), usage, throughput
+    summary.json       metrics over complete episodes (mean, bounded 95% interval, n), the incomplete
+                       ones, usage, faults per backend, throughput (rounds executed and replayed)
+    .lock              held while a process writes the folder: a second writer fails at once
+
+Resume replays every episode that lacks a round (0..T-1, or up to the round that ended it) and
+appends only the missing rounds. :meth:`Runner.stop` (SIGINT/SIGTERM in the CLI) lets the rounds in
+flight finish, starts no new one and still writes the summary.
 """
 
 from __future__ import annotations
