@@ -158,7 +158,10 @@ def print_summary(summary: dict, console: Console) -> None:
     for name, ci in summary["metrics_ci"].items():
         mean = "–" if ci["mean"] is None else f"{ci['mean']:.3f}"
         t.add_row(name, mean, format_ci(ci), str(ci.get("n", n)))
-    print_table(console, t)
+    if summary["metrics_ci"]:
+        print_table(console, t)
+    else:
+        console.print(f"{summary['env_id']} · agent {summary['agent']}: no complete episode yet, so no metrics")
     incomplete = summary.get("incomplete_episodes", [])
     if incomplete:
         failed = summary.get("failed_episodes", [])
