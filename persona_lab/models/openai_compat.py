@@ -427,12 +427,16 @@ class OpenAIChatModel:
         def on_retry(event: RetryEvent) -> None:
             with self._lock:
                 self.retries += 1
+            # malformed replies have their own, smaller per-request budget: log it with the attempt
+            budget = f"; malformed reply {malformed}/{self.malformed_attempts}" if malformed and \
+                getattr(event.error, "kind", "") == "malformed" else ""
             log.warning(
-                "%s: attempt %d/%d failed (%s); retrying in %.2fs",
+                "%s: attempt %d/%d failed (%s)%s; retrying in %.2fs",
                 self.spec,
                 event.attempt,
                 event.max_attempts,
                 self._scrubbed(str(event.error)),
+                budget,
                 event.delay_s,
             )
 

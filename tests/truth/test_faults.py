@@ -79,3 +79,21 @@ def test_timeout_flag_reaches_the_backend(tmp_path: Path) -> None:
     runner = Runner(RunConfig(env_id=ENV, backend="openai:m@http://127.0.0.1:9/v1", user="scripted"), tmp_path,
                     timeout_s=7.5)
     assert runner._model("openai:m@http://127.0.0.1:9/v1", "agent").backend.read_timeout_s == 7.5
+
+
+def test_malformed_budget_is_per_request_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from persona_lab.models.base import ChatRequest
+
+    with FakeOpenAIServer() as server:
+        server.inject(*[Fault.truncated_json()] * 3)
+        model = OpenAIChatModel("m", server.base_url, sleep=lambda _s: None, malformed_attempts=2,
+                                retry=RetryPolicy(max_attempts=5))
+        with caplog.at_level(logging.WARNING), pytest.raises(BackendError, match="after 2 attempts"):
+            model.generate([ChatRequest.of("hi")])
+        (ok,) = model.generate([ChatRequest.of("hi")])  # a new request gets a fresh malformed budget
+        assert ok.text and server.request_count == 4  # 2 for the first request; 1 malformed + 1 answer
+    assert "malformed reply 1/2" in caplog.text
+    snap = model.faults.snapshot()
+    assert snap["by_kind"] == {"malformed": 3} and snap["give_ups"] == 1 and snap["retries"] == 2
