@@ -101,7 +101,13 @@ def _list_methods(console: Console) -> int:
 def _validate(args: argparse.Namespace, console: Console) -> int:
     from persona_lab.core.errors import DataError
     from persona_lab.models.tokens import approx_token_count
-    from persona_lab.simulators.prefeval.data import FORMS, default_filler_path, load_filler, load_prefeval
+    from persona_lab.simulators.prefeval.data import (
+        FORMS,
+        default_filler_path,
+        filler_source_note,
+        load_filler,
+        load_prefeval,
+    )
 
     ds = load_prefeval(args.data)
     t = Table("topic", *FORMS, "mcq", "verifiable", "items", title=f"PrefEval dataset {ds.root}")
@@ -112,8 +118,15 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
             totals[k] += c[k]
     t.add_row("[bold]total[/bold]", *(f"[bold]{totals[k]}[/bold]" for k in totals))
     console.print(t)
+    per_form = ds.form_totals()
+    console.print("items per form: " + ", ".join(f"{k} {v:,}" for k, v in per_form.items()), highlight=False)
+    if ds.left_out:
+        console.print(f"left out of the totals: {len(ds.left_out)} stray or duplicate file(s):", highlight=False)
+        for lo in ds.left_out:
+            console.print(f"  {lo.path}: {lo.reason}", highlight=False)
     problems = list(ds.problems)
     filler_path = Path(args.filler) if args.filler else default_filler_path(ds.root)
+    console.print(filler_source_note(filler_path, ds.root, explicit=bool(args.filler)), highlight=False)
     try:
         filler = load_filler(filler_path)
     except DataError as exc:
@@ -121,13 +134,17 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
     else:
         problems += list(filler.problems)
         tokens = approx_token_count([{"content": x} for pair in filler.pairs for x in pair])
-        console.print(f"filler {filler.path}: {len(filler.pairs)} turn pairs, about {tokens} tokens (4 chars/token)")
+        console.print(
+            f"filler {filler.path} ({filler.format} format, sha256 {filler.sha256[:12]}): {len(filler.pairs)} turn pairs, "
+            f"about {tokens} tokens (4 chars/token; runs measure with the tested model's tokenizer)",
+            highlight=False,
+        )
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity == "warning"]
     for p in problems:
         style = "red" if p.severity == "error" else "yellow"
         console.print(f"[{style}]{p}[/{style}]", highlight=False)
-    console.print(f"{len(ds.items)} items, {len(errors)} error(s), {len(warnings)} warning(s)")
+    console.print(f"{len(ds.items)} items, {len(errors)} error(s), {len(warnings)} warning(s)", highlight=False)
     return 1 if errors else 0
 
 

@@ -8,7 +8,17 @@ from typing import Any
 
 import pytest
 
-SAMPLE_DIR = Path(__file__).resolve().parents[2].parent / "shared/data/prefeval-sample"
+
+def _find_sample() -> Path:
+    """``../shared/data/prefeval-sample`` seen from the checkout (or from a worktree one level deeper)."""
+    for up in Path(__file__).resolve().parents[2].parents:
+        cand = up / "shared/data/prefeval-sample"
+        if cand.is_dir():
+            return cand
+    return Path(__file__).resolve().parents[2].parent / "shared/data/prefeval-sample"
+
+
+SAMPLE_DIR = _find_sample()
 
 FORM_FILES = {
     "explicit": "explicit_preference",

@@ -19,7 +19,9 @@ drops the record or file, a ``warning`` keeps it), and the rest of the data stil
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -79,11 +81,31 @@ def builtin_data_dir() -> Path:
     return Path(str(resources.files("persona_lab") / "data" / "prefeval"))
 
 
+PREFEVAL_FILLER = "filtered_inter_turns.json"
+"""The name of PrefEval's own filler file in its ``benchmark_dataset/`` folder."""
+
+
 def default_filler_path(data_dir: str | Path | None = None) -> Path:
-    """``filler.json`` next to the dataset when it has one, else the built-in filler."""
-    if data_dir is not None and (Path(data_dir) / "filler.json").exists():
-        return Path(data_dir) / "filler.json"
+    """The filler a run uses when none is named: PrefEval's ``filtered_inter_turns.json`` in the
+    dataset folder (so numbers on the official data use the paper's filler), else a ``filler.json``
+    there, else the built-in filler."""
+    if data_dir is not None:
+        for name in (PREFEVAL_FILLER, "filler.json"):
+            if (Path(data_dir) / name).is_file():
+                return Path(data_dir) / name
     return builtin_data_dir() / "filler.json"
+
+
+def filler_source_note(path: str | Path, data_dir: str | Path | None, explicit: bool) -> str:
+    """One line saying which filler a run uses and why (printed by the CLI, written to the report)."""
+    path = Path(path)
+    if explicit:
+        return f"filler {path} (--filler)"
+    if path.name == PREFEVAL_FILLER:
+        return f"filler {path}: PrefEval's original filler, found in --data (pass --filler to use another)"
+    if data_dir is not None and path.parent == Path(data_dir):
+        return f"filler {path}: found in --data (pass --filler to use another)"
+    return f"filler {path}: persona-lab's built-in synthetic filler (not the paper's; its turns are lighter)"
 
 
 # --------------------------------------------------------------------------- records
@@ -195,6 +217,8 @@ class PrefEvalDataset:
     root: Path
     items: list[PrefEvalItem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    left_out: list[LeftOutFile] = field(default_factory=list)
+    """Stray or duplicate topic files that were not loaded (also reported as warnings)."""
 
     @property
     def errors(self) -> list[Problem]:
@@ -220,6 +244,16 @@ class PrefEvalDataset:
                 field=first.field,
                 hint=f"{more}`persona-lab prefeval --data {self.root} --validate` lists them all",
             )
+
+    def form_totals(self) -> dict[str, int]:
+        """Items per form over all topics ({form: n, "mcq": n}), the figure to compare with the
+        paper's 1,000 per form."""
+        out = dict.fromkeys((*FORMS, "mcq"), 0)
+        for it in self.items:
+            for f in it.forms():
+                out[f] += 1
+            out["mcq"] += it.mcq_options is not None
+        return out
 
     def counts(self) -> dict[str, dict[str, int]]:
         """topic -> {form: items, "mcq": items, "verifiable": items, "items": items}."""
@@ -249,18 +283,75 @@ class PrefEvalDataset:
         return pool[:limit] if limit is not None else pool
 
 
+@dataclass(frozen=True)
+class LeftOutFile:
+    """A ``.json`` file in a form folder that is not a topic file (an editor's copy, a duplicate)."""
+
+    path: str
+    reason: str
+
+
+_STRAY_NAME = re.compile(r"(?i)(\s|\bcopy\b|\(\d+\)$|~$|\.(bak|orig|old|tmp)$|^\.)")
+
+
+def _topic_files(paths: Sequence[Path]) -> tuple[dict[str, Path], list[LeftOutFile]]:
+    """Topic name -> file, leaving out stray names ("travel_hotel copy.json", "x (1).json", names
+    with spaces) and files whose bytes equal an earlier topic file's. A stray copy would otherwise
+    become a phantom topic counted in every total."""
+    kept: dict[str, Path] = {}
+    dropped: list[LeftOutFile] = []
+    seen: dict[str, Path] = {}
+    for p in sorted(paths, key=lambda q: (bool(_STRAY_NAME.search(q.stem)), q.name)):
+        if _STRAY_NAME.search(p.stem):
+            base = re.split(r"(?i)\s+copy\b|\s*\(\d+\)$|\s", p.stem)[0]
+            like = f" (looks like a copy of {base}.json)" if base in kept else ""
+            dropped.append(LeftOutFile(str(p), f"stray file name {p.name!r}{like}"))
+            continue
+        try:
+            digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        except OSError:
+            digest = ""
+        if digest and digest in seen:
+            dropped.append(LeftOutFile(str(p), f"duplicate of {seen[digest].name} (same bytes)"))
+            continue
+        seen[digest] = p
+        kept[p.stem] = p
+    return kept, dropped
+
+
 # --------------------------------------------------------------------------- JSON reading
 
 
 class _Collector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.unknown: dict[str, list[int]] = {}
+        """Unknown field name -> rows, for the file being read (one grouped warning per file)."""
+
+    def flush_unknown(self, path: Path | str) -> None:
+        """Report the unknown fields of one file as a single warning, then forget them."""
+        if self.unknown:
+            parts = [f"{name!r} ({_rows_text(rows)})" for name, rows in sorted(self.unknown.items())]
+            first = min(r for rows in self.unknown.values() for r in rows)
+            self.warn(path, first, sorted(self.unknown)[0], f"unknown field(s) ignored: {', '.join(parts)}")
+        self.unknown = {}
 
     def error(self, path: Path | str, row: int | None, field: str | None, message: str) -> None:
         self.problems.append(Problem("error", str(path), row, field, message))
 
     def warn(self, path: Path | str, row: int | None, field: str | None, message: str) -> None:
         self.problems.append(Problem("warning", str(path), row, field, message))
+
+
+def _rows_text(rows: Sequence[int]) -> str:
+    """``row 3`` / ``rows 0-55 (56 rows)`` / ``rows 1, 4, 9``."""
+    rows = sorted(set(rows))
+    if len(rows) == 1:
+        return f"row {rows[0]}"
+    if rows == list(range(rows[0], rows[-1] + 1)):
+        return f"rows {rows[0]}-{rows[-1]} ({len(rows)} rows)"
+    shown = ", ".join(str(r) for r in rows[:8])
+    return f"rows {shown}{', ...' if len(rows) > 8 else ''} ({len(rows)} rows)"
 
 
 def _salvage_array(text: str) -> tuple[list[Any], int]:
@@ -330,6 +421,19 @@ def _str_field(row: Mapping[str, Any], name: str, path: Path, i: int, col: _Coll
     return value
 
 
+def _explanation(row: Mapping[str, Any], path: Path, i: int, col: _Collector) -> str:
+    """``explanation`` is documentation only (the original code never reads it): missing or empty is
+    a warning and the row is kept."""
+    value = row.get("explanation")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        col.warn(path, i, "explanation", "missing or empty (not used by any test; row kept)")
+        return ""
+    if not isinstance(value, str):
+        col.warn(path, i, "explanation", f"expected a string, found {type(value).__name__} (not used; row kept)")
+        return ""
+    return value
+
+
 def _options(row: Mapping[str, Any], name: str, path: Path, i: int, col: _Collector) -> tuple[str, ...] | None:
     if name not in row:
         col.error(path, i, name, "missing required field")
@@ -395,10 +499,10 @@ def _parse_row(kind: str, row: Any, path: Path, i: int, col: _Collector) -> dict
         col.error(path, i, None, f"expected an object, found {type(row).__name__}")
         return None
     n_before = len(col.problems)
-    base = {name: _str_field(row, name, path, i, col) for name in _BASE_FIELDS}
-    unknown = sorted(set(row) - _KNOWN_FIELDS[kind])
-    if unknown:
-        col.warn(path, i, unknown[0], f"unknown field(s) {unknown} ignored")
+    base = {name: _str_field(row, name, path, i, col) for name in ("preference", "question")}
+    base["explanation"] = _explanation(row, path, i, col)
+    for name in set(row) - _KNOWN_FIELDS[kind]:
+        col.unknown.setdefault(str(name), []).append(i)
     out: dict[str, Any] = dict(base)
     out["verifiable"] = _verifiable(row, path, i, col)
     if kind == "implicit-choice":
@@ -479,11 +583,15 @@ def load_prefeval(data_dir: str | Path | None = None, *, strict: bool = False) -
     col = _Collector()
     kinds = {**FORM_DIRS, "mcq": MCQ_DIR}
     files: dict[str, dict[str, Path]] = {k: {} for k in kinds}
+    left_out: list[LeftOutFile] = []
     for kind, sub in kinds.items():
         folder = root / sub
         if folder.is_dir():
-            for p in sorted(folder.glob("*.json")):
-                files[kind][p.stem] = p
+            kept, dropped = _topic_files(sorted(folder.glob("*.json")))
+            files[kind] = kept
+            left_out += dropped
+    for lo in left_out:
+        col.warn(lo.path, None, None, f"{lo.reason}; left out of the dataset and its totals")
     topics = sorted({t for by_topic in files.values() for t in by_topic})
     if not topics:
         col.error(root, None, None, "no topic files found (expected explicit_preference/<topic>.json and friends)")
@@ -505,6 +613,7 @@ def load_prefeval(data_dir: str | Path | None = None, *, strict: bool = False) -
                 parsed = _parse_row(kind, raw, path, i, col)
                 if parsed is not None:
                     rows[kind][i] = parsed
+            col.flush_unknown(path)
         if len(set(lengths.values())) > 1:
             desc = ", ".join(f"{kinds[k]}: {n}" for k, n in lengths.items())
             col.warn(files["explicit"].get(topic, root), None, None, f"topic {topic!r}: form files have different row counts ({desc}); rows are joined by index")
@@ -514,6 +623,7 @@ def load_prefeval(data_dir: str | Path | None = None, *, strict: bool = False) -
             if item is not None:
                 ds.items.append(item)
     ds.problems = col.problems
+    ds.left_out = left_out
     if strict:
         ds.raise_for_errors()
     return ds
@@ -564,12 +674,19 @@ def _join(
 
 @dataclass(frozen=True)
 class Filler:
-    """Item-independent (user, assistant) pairs of unrelated chat placed between preference and question."""
+    """Item-independent (user, assistant) pairs of unrelated chat placed between preference and question.
+
+    ``sha`` identifies the pairs (records point at it); ``sha256`` is the file's bytes, so a report
+    can say exactly which file produced a number; ``format`` is ``prefeval`` (the paper's
+    ``filtered_inter_turns.json``) or ``conversations`` (persona-lab's list of message lists).
+    """
 
     path: str
     pairs: tuple[tuple[str, str], ...]
     sha: str
     problems: tuple[Problem, ...] = ()
+    sha256: str = ""
+    format: str = "conversations"
 
     def messages(self, n_pairs: int) -> tuple[Message, ...]:
         """The first ``n_pairs`` pairs as alternating user/assistant messages."""
@@ -584,41 +701,60 @@ class Filler:
             out.append(Message("assistant", a))
         return tuple(out)
 
+    def describe(self) -> dict[str, Any]:
+        """What config.json and report.md say about the filler."""
+        return {"path": self.path, "format": self.format, "sha": self.sha, "sha256": self.sha256, "pairs": len(self.pairs)}
 
-def load_filler(path: str | Path | None = None) -> Filler:
-    """Load a filler file: a JSON list of conversations, each a list of ``{role, content}`` messages.
 
-    Conversations are flattened into (user, assistant) pairs in order; system messages and a user
-    turn without a reply are dropped. Damaged conversations are reported and skipped.
-    """
-    path = Path(path) if path is not None else default_filler_path()
-    if not path.exists():
-        raise DataError(
-            f"filler file {path} does not exist",
-            hint="pass --filler <file>: a JSON list of conversations of {role, content} messages",
-        )
-    col = _Collector()
-    data = _read_json_array(path, col) or []
+def _check_message(m: Any, path: Path, ci: int, where: str, col: _Collector) -> tuple[str, str] | None:
+    if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+        col.error(path, ci, where, "expected a message {\"role\": str, \"content\": str}")
+        return None
+    if m["role"] not in ("user", "assistant", "system"):
+        col.error(path, ci, f"{where}.role", f"unknown role {m['role']!r} (user, assistant or system)")
+        return None
+    return m["role"], m["content"]
+
+
+def _prefeval_pairs(data: list[Any], path: Path, col: _Collector) -> list[tuple[str, str]]:
+    """PrefEval's filler: a list of objects whose ``conversation`` holds the messages. The original
+    code concatenates every conversation's messages and takes the first ``2 N``, so pairs are
+    consecutive (user, assistant) messages across conversation boundaries; that is reproduced here
+    (a message that breaks the alternation is reported and skipped)."""
+    flat: list[tuple[str, str]] = []
+    for ci, obj in enumerate(data):
+        conv = obj.get("conversation") if isinstance(obj, dict) else None
+        if not isinstance(conv, list):
+            col.error(path, ci, "conversation", "expected an object whose 'conversation' is a list of messages")
+            continue
+        msgs = [_check_message(m, path, ci, f"conversation[{mi}]", col) for mi, m in enumerate(conv)]
+        if any(m is None for m in msgs):
+            continue
+        flat += [m for m in msgs if m is not None and m[0] != "system"]
+    pairs: list[tuple[str, str]] = []
+    j = 0
+    while j + 1 < len(flat):
+        if flat[j][0] == "user" and flat[j + 1][0] == "assistant":
+            pairs.append((flat[j][1], flat[j + 1][1]))
+            j += 2
+        else:
+            col.warn(path, None, None, f"message {j} breaks the user/assistant alternation; skipped")
+            j += 1
+    return pairs
+
+
+def _conversation_pairs(data: list[Any], path: Path, col: _Collector) -> list[tuple[str, str]]:
+    """persona-lab's filler: a list of conversations, each a list of messages; system messages and
+    empty turns are dropped and each conversation is paired on its own."""
     pairs: list[tuple[str, str]] = []
     for ci, conv in enumerate(data):
         if not isinstance(conv, list):
             col.error(path, ci, None, f"expected a list of messages, found {type(conv).__name__}")
             continue
-        msgs: list[tuple[str, str]] = []
-        ok = True
-        for mi, m in enumerate(conv):
-            if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-                col.error(path, ci, f"[{mi}]", "expected a message {\"role\": str, \"content\": str}")
-                ok = False
-                break
-            if m["role"] not in ("user", "assistant", "system"):
-                col.error(path, ci, f"[{mi}].role", f"unknown role {m['role']!r} (user, assistant or system)")
-                ok = False
-                break
-            if m["role"] != "system" and m["content"].strip():
-                msgs.append((m["role"], m["content"]))
-        if not ok:
+        checked = [_check_message(m, path, ci, f"[{mi}]", col) for mi, m in enumerate(conv)]
+        if any(m is None for m in checked):
             continue
+        msgs = [m for m in checked if m is not None and m[0] != "system" and m[1].strip()]
         j = 0
         while j + 1 < len(msgs):
             if msgs[j][0] == "user" and msgs[j + 1][0] == "assistant":
@@ -626,7 +762,40 @@ def load_filler(path: str | Path | None = None) -> Filler:
                 j += 2
             else:
                 j += 1
-    return Filler(path=str(path), pairs=tuple(pairs), sha=stable_hash(pairs, length=16), problems=tuple(col.problems))
+    return pairs
+
+
+def load_filler(path: str | Path | None = None) -> Filler:
+    """Load a filler file in either format (told apart by the first entry):
+
+    - PrefEval's ``filtered_inter_turns.json``: a list of objects whose ``conversation`` is a list
+      of ``{role, content}`` messages (other keys ignored);
+    - persona-lab's: a list of conversations, each a list of ``{role, content}`` messages.
+
+    Damaged conversations are reported and skipped.
+    """
+    path = Path(path) if path is not None else default_filler_path()
+    if not path.exists():
+        raise DataError(
+            f"filler file {path} does not exist",
+            hint="pass --filler <file>: PrefEval's filtered_inter_turns.json or a JSON list of conversations",
+        )
+    col = _Collector()
+    data = _read_json_array(path, col) or []
+    fmt = "prefeval" if data and isinstance(data[0], dict) else "conversations"
+    pairs = _prefeval_pairs(data, path, col) if fmt == "prefeval" else _conversation_pairs(data, path, col)
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        digest = ""
+    return Filler(
+        path=str(path),
+        pairs=tuple(pairs),
+        sha=stable_hash(pairs, length=16),
+        problems=tuple(col.problems),
+        sha256=digest,
+        format=fmt,
+    )
 
 
 def filler_from_pairs(pairs: Iterable[tuple[str, str]], name: str = "<memory>") -> Filler:
