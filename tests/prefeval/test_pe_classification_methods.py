@@ -50,6 +50,19 @@ OPTIONS = ("Herbal tea.", "A double espresso.", "A vanilla latte.", "Cold brew c
         ("Answer: B. Actually, answer: C.", None),
         ("", None),
         ("I cannot decide.", None),
+        # the paper's XML format, whole or after a pre-filled "<choice>"
+        ("<choice>B</choice>", "B"),
+        ("<choice> (d) </choice>", "D"),
+        ("<choice>C</choice> because you avoid caffeine, not (A).", "C"),  # the tag wins over later markers
+        ("<choice>A", "A"),
+        ("<choice>A</choice><choice>B</choice>", None),  # two tags: ambiguous
+        ("<choice>[A/B/C/D]</choice>", None),  # the format echoed back
+        ("The answer is: D", "D"),
+        ("The best answer is: (c).", "C"),
+        ("My answer would be: B", "B"),
+        ("I choose (B) over (C)", "B"),
+        ("(C)", "C"),
+        ("Option (C) fits best, then (A).", None),
     ],
 )
 def test_parse_choice(text: str, letter: str | None) -> None:

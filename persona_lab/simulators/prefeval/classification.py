@@ -55,9 +55,10 @@ def classification_question(question: str, options: Sequence[str]) -> FinalUserM
 _WHOLE = re.compile(r"^\W*\(?([A-Da-d])\)?\W*$")
 _ANSWER = re.compile(
     r"\b(?:final\s+answer|answer|choice|i\s+(?:choose|pick|select|would\s+(?:choose|pick)))"
-    r"\s*(?:is|would\s+be|:|=|-)?\s*(?:option\s*)?(\(?)([A-Da-d])\)?(?![\w'])",
+    r"\s*(?:(?:is|would\s+be)\s*[:=-]?|[:=-])?\s*(?:option\s*)?(\(?)([A-Da-d])\)?(?![\w'])",
     re.IGNORECASE,
 )
+_TAG = re.compile(r"<choice>\s*\(?\s*([A-Da-d])\s*\)?\s*(?:</choice>|$|\n|[.,;:!?])", re.IGNORECASE)
 _MARKER = re.compile(r"(?:^|\n)\s*\(?([A-D])[).:](?=\s|$)|\(([A-D])\)|\b[Oo]ption\s+\(?([A-D])\)?(?![\w'])")
 _CLOSES = re.compile(r"\)?\s*(?:$|[.,;:!?\n])")
 
@@ -74,6 +75,10 @@ def _answer_letters(t: str) -> set[str]:
     return out
 
 
+def _tag_letters(t: str) -> set[str]:
+    return {m.group(1).upper() for m in _TAG.finditer(t)}
+
+
 def _marker_letters(t: str) -> set[str]:
     return {next(g for g in m.groups() if g) for m in _MARKER.finditer(t)}
 
@@ -85,10 +90,11 @@ def _norm(s: str) -> str:
 def parse_choice(text: str, options: Sequence[str] | None = None) -> str | None:
     """One letter A-D from a model's reply, or None when there is none or more than one.
 
-    Tries, in order: the whole reply is a letter ("B", "(b)"); "answer is B" / "Answer: b";
-    letter markers ("B) ...", "(B)", "option B"); and, with ``options``, the reply quoting exactly
-    one option's text. The first rule that finds anything decides; if it finds two different
-    letters the reply is ambiguous (None).
+    Tries, in order: the whole reply is a letter ("B", "(b)"); the paper's XML format
+    ("<choice>B</choice>", or "<choice>B" when the tag was pre-filled); "answer is B" / "The answer
+    is: D" / "Answer: b"; letter markers ("B) ...", "(B)", "option B"); and, with ``options``, the
+    reply quoting exactly one option's text. The first rule that finds anything decides; if it finds
+    two different letters the reply is ambiguous (None, scored as wrong).
     """
     if not isinstance(text, str):
         return None
@@ -98,7 +104,7 @@ def parse_choice(text: str, options: Sequence[str] | None = None) -> str | None:
     m = _WHOLE.match(t)
     if m:
         return m.group(1).upper()
-    for rule in (_answer_letters, _marker_letters):
+    for rule in (_tag_letters, _answer_letters, _marker_letters):
         found = rule(t)
         if len(found) == 1:
             return found.pop()
