@@ -71,11 +71,11 @@ def test_cli_end_to_end_and_resume(tiny_data: Path, tmp_path: Path, capsys: pyte
 
 def test_cli_validate(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli("--data", str(tiny_data), "--validate") == 0
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     assert "snacks" in out and "travel" in out and "40 turn pairs" in out and "0 error(s)" in out
     (tiny_data / "mcq_options" / "travel.json").write_text("[{", encoding="utf-8")
     assert cli("--data", str(tiny_data), "--validate") == 1
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     assert "travel.json" in out and "invalid JSON" in out and "1 error(s)" in out
 
 

@@ -211,3 +211,74 @@ def test_programmatic_judge_flags_degenerate_repetition() -> None:
     assert is_degenerate(looped) and not is_degenerate(varied)
     v = ProgrammaticJudge().judge(Verifiable(forbid=("metallica",)), looped)
     assert (v.helpful, v.followed, v.detail["degenerate"]) == (False, False, True)
+
+
+TALE_LOOP = (
+    "The album I would suggest is a journey through sound, a tale of the unknown, and a tale of the unknown, "
+    "and a tale of the unknown, and a tale of the unknown, and a tale of the unknown, and a tale of the unknown."
+)
+GOOD_START_LOOPING_TAIL = (
+    "For a relaxing evening, start with a caffeine-free chamomile or peppermint tea, which most cafes serve. "
+    "If you want something richer, ask for a steamed oat milk with honey and cinnamon. "
+    + "You can also try the the the hot chocolate, " * 12
+)
+ITINERARY = (
+    "Day 1: walk the coastal path from Bondi to Coogee and swim at Bronte. "
+    "Day 2: visit the Art Gallery of New South Wales and the Royal Botanic Garden. "
+    "Day 3: take the train to the Blue Mountains and hike to the Three Sisters lookout. "
+    "Day 4: explore the Rocks markets and eat at a laneway cafe in Surry Hills."
+)
+SHORT_HEALTHY = "For the evening, order a caffeine-free herbal tea such as chamomile, or a warm steamed milk with honey."
+
+
+@pytest.mark.parametrize(
+    ("text", "degenerate"),
+    [
+        (TALE_LOOP, True),  # a phrase looping inside one sentence (the SmolLM2 answer from the issue)
+        ("\n".join(f"{i}. Visit the museum of modern art in the city centre" for i in range(1, 9)), True),  # same line
+        (GOOD_START_LOOPING_TAIL, True),  # sane start, looping tail
+        ("Pack pack pack pack pack pack pack pack pack pack pack pack pack pack pack pack pack pack pack pack pack pack pack pack.", True),
+        (ITINERARY, False),  # shared structure ("Day N: ...") is not repetition
+        (SHORT_HEALTHY, False),
+        ("Try Daft Punk's Discovery. Add Dua Lipa's Future Nostalgia. Chic's greatest hits keep the tempo up.", False),
+        ("You can take the train, or you can take the bus, and you can also walk along the river path to the old town.", False),
+    ],
+)
+def test_degenerate_table(text: str, degenerate: bool) -> None:
+    from persona_lab.simulators.prefeval.judges import is_degenerate
+
+    assert is_degenerate(text) is degenerate
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "ignores"),
+    [
+        ("What should I order at a cafe in the evening?", SHORT_HEALTHY, False),  # "evening" in both
+        ("What should I order at a cafe in the evening?", "Volcanoes form where magma rises through the crust near plate boundaries.", True),
+        ("How should I spend a day in Sydney?", ITINERARY, False),  # "day" in both
+        ("What snack should I pack for a long hike?", "For hiking, sunflower-seed trail mix and dried apricots travel well.", False),  # hike ~ hiking
+        ("Any ideas?", "Magma rises through the crust.", False),  # too little in the question to compare
+    ],
+)
+def test_ignores_question_table(question: str, answer: str, ignores: bool) -> None:
+    from persona_lab.simulators.prefeval.judges import ignores_question
+
+    assert ignores_question(question, answer) is ignores
+
+
+def test_programmatic_judge_not_fooled_by_degenerate_or_off_topic_answers() -> None:
+    j = ProgrammaticJudge()
+    ver = Verifiable(forbid=("coffee", "espresso", "latte"))
+    loop = j.judge(ver, TALE_LOOP, "What album should I listen to tonight?")
+    assert (loop.helpful, loop.followed, loop.detail["degenerate"]) == (False, False, True)
+    assert loop.detail["repeated_4gram_ratio"] > 0.5
+    off = j.judge(ver, "Volcanoes form where magma rises through the crust near plate boundaries, often under the sea.",
+                  "What should I order at a cafe in the evening?")
+    assert (off.helpful, off.followed, off.detail["ignores_question"]) == (False, False, True)
+    good = j.judge(ver, SHORT_HEALTHY, "What should I order at a cafe in the evening?")
+    assert (good.helpful, good.followed) == (True, True)
+
+
+def test_agreement_counts_disagreements_each_way() -> None:
+    a = agreement([(True, True), (True, False), (True, False), (False, True), (False, False)])
+    assert (a["disagree"], a["llm_only_followed"], a["programmatic_only_followed"]) == (3, 2, 1)

@@ -228,7 +228,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
             lines.append(
                 f"LLM judge vs programmatic judge on the {a['n']} answer(s) both judged: agreement "
                 f"{100 * a['rate']:.1f}%, Cohen's kappa {kappa} (LLM: {a['llm_followed']} followed, "
-                f"programmatic: {a['programmatic_followed']} followed)."
+                f"programmatic: {a['programmatic_followed']} followed). They disagree on {a.get('disagree', 0)} "
+                f"answer(s): {a.get('llm_only_followed', 0)} followed for the LLM judge only, "
+                f"{a.get('programmatic_only_followed', 0)} followed for the programmatic judge only."
             )
         else:
             lines.append("No answer was judged by both the LLM judge and the programmatic judge (no agreement to report).")

@@ -476,7 +476,7 @@ class PrefEvalRunner:
             except PersonaLabError as exc:
                 verdicts["llm"] = GenerationVerdict(judge="llm", status="unjudged", detail={"error": str(exc)})
         if self.programmatic.applies(it.verifiable):
-            verdicts["programmatic"] = self.programmatic.judge(it.verifiable, rec["response"])
+            verdicts["programmatic"] = self.programmatic.judge(it.verifiable, rec["response"], it.question)
         primary = verdicts.get("llm") or verdicts.get("programmatic") or NO_JUDGE
         rec["judge"] = primary.to_dict()
         rec["judges"] = {k: v.to_dict() for k, v in verdicts.items()}

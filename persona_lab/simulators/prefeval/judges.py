@@ -322,11 +322,75 @@ def _segments(text: str) -> list[str]:
     return out
 
 
-def is_degenerate(text: str, *, min_segments: int = 4, min_unique_ratio: float = 0.5) -> bool:
-    """Whether ``text`` mostly repeats itself (the same sentence or list line again and again), the
-    usual failure of small models on long prompts."""
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def repeated_ngram_ratio(text: str, n: int = 4) -> float:
+    """Share of the word ``n``-grams of ``text`` that repeat an earlier one (0 = none repeats).
+
+    Phrase-level, so a loop inside one long sentence ("a tale of the unknown, and a tale of the
+    unknown, and ...") counts as much as the same line printed again and again."""
+    words = _words(text)
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return 0.0
+    return 1.0 - len(set(grams)) / len(grams)
+
+
+def is_degenerate(
+    text: str,
+    *,
+    min_segments: int = 4,
+    min_unique_ratio: float = 0.5,
+    max_ngram_repeat: float = 0.3,
+    max_tail_repeat: float = 0.5,
+    tail_words: int = 60,
+) -> bool:
+    """Whether ``text`` mostly repeats itself, the usual failure of small models on long prompts:
+    the same sentence or list line again and again, a phrase looping (``max_ngram_repeat`` of the
+    4-grams are repeats), or a looping tail after a sane start (``max_tail_repeat`` of the last
+    ``tail_words`` words' 4-grams)."""
     segs = _segments(text)
-    return len(segs) >= min_segments and len(set(segs)) / len(segs) < min_unique_ratio
+    if len(segs) >= min_segments and len(set(segs)) / len(segs) < min_unique_ratio:
+        return True
+    words = _words(text)
+    if len(words) >= 24 and repeated_ngram_ratio(text) >= max_ngram_repeat:
+        return True
+    tail = words[-tail_words:]
+    return len(words) >= tail_words and repeated_ngram_ratio(" ".join(tail)) >= max_tail_repeat
+
+
+_STOPWORDS = frozenset(
+    """a about above after again all also am an and any are as at be because been before being below between
+    both but by can could did do does doing down during each few for from further had has have having he her
+    here hers him his how i if in into is it its itself just like me more most my myself no nor not now of off
+    on once only or other our ours out over own same she should so some such than that the their theirs them
+    then there these they this those through to too under until up very was we were what when where which
+    while who whom why will with would you your yours yourself any anything something recommend recommendations
+    suggest suggestions ideas idea good best some get give tips help need want looking look planning plan""".split()  # noqa: SIM905
+)
+
+
+def _stem(word: str) -> str:
+    for suf in ("ing", "ed", "es", "s", "ly", "e"):
+        if len(word) > len(suf) + 2 and word.endswith(suf):
+            word = word[: -len(suf)]
+            break
+    return word[:5]
+
+
+def content_stems(text: str) -> set[str]:
+    """Crude stems of the content words of ``text`` (stopwords and words under 3 letters dropped)."""
+    return {_stem(w) for w in _words(text) if len(w) >= 3 and w not in _STOPWORDS and not w.isdigit()}
+
+
+def ignores_question(question: str, response: str, *, min_question_words: int = 2) -> bool:
+    """Whether ``response`` shares no content word with ``question`` (an answer to some other
+    question, or filler chatter). Questions with fewer than ``min_question_words`` content words
+    are never flagged, since there is too little to compare."""
+    q = content_stems(question)
+    return len(q) >= min_question_words and not (q & content_stems(response))
 
 
 def catalog_checker() -> Any | None:
@@ -353,9 +417,11 @@ class ProgrammaticJudge:
 
     violated = a ``forbid`` term is mentioned (negated mentions such as "no peanuts" or
     "gluten-free" do not count), or none of ``require_any`` is, or a named catalog preference is
-    not satisfied; helpful = at least ``min_words`` words, no refusal opening, and not degenerate
-    (mostly the same sentence repeated). Keyword checks cannot tell a good answer from an
-    off-topic one that avoids the forbidden words: pair them with an LLM judge where it matters.
+    not satisfied; helpful = at least ``min_words`` words, no refusal opening, not degenerate
+    (a repeated sentence, a looping phrase or a looping tail: :func:`is_degenerate`) and, when the
+    question is given, sharing at least one content word with it (:func:`ignores_question`).
+    Keyword checks still cannot tell a good answer from a poor on-topic one that avoids the
+    forbidden words: pair them with an LLM judge where it matters.
     Acknowledgement and hallucination are not judged (None).
     """
 
@@ -371,7 +437,8 @@ class ProgrammaticJudge:
             return True
         return bool(verifiable.catalog) and catalog_checker() is not None
 
-    def judge(self, verifiable: Verifiable | None, response: str) -> GenerationVerdict:
+    def judge(self, verifiable: Verifiable | None, response: str, question: str | None = None) -> GenerationVerdict:
+        """Score ``response``; with ``question``, an answer sharing no content word with it is unhelpful."""
         if not self.applies(verifiable):
             return NO_JUDGE
         assert verifiable is not None
@@ -393,9 +460,12 @@ class ProgrammaticJudge:
                 violated = violated or not ok
         words = len(response.split())
         degenerate = is_degenerate(response)
-        helpful = words >= self.min_words and not _REFUSAL.match(response) and not degenerate
+        off_topic = question is not None and ignores_question(question, response)
+        helpful = words >= self.min_words and not _REFUSAL.match(response) and not degenerate and not off_topic
         detail["words"] = words
         detail["degenerate"] = degenerate
+        detail["repeated_4gram_ratio"] = round(repeated_ngram_ratio(response), 3)
+        detail["ignores_question"] = off_topic
         errors = tuple(e for e, bad in (("unhelpful", not helpful), ("violation", violated)) if bad)
         return GenerationVerdict(
             judge="programmatic",
@@ -427,12 +497,16 @@ def cohen_kappa(pairs: Sequence[tuple[bool, bool]]) -> float | None:
 
 
 def agreement(pairs: Sequence[tuple[bool, bool]]) -> dict[str, Any]:
-    """Agreement of (llm, programmatic) ``followed`` labels on the items both judged."""
+    """Agreement of (llm, programmatic) ``followed`` labels on the items both judged, with the
+    disagreements counted each way."""
     n = len(pairs)
     agree = sum(a == b for a, b in pairs)
     return {
         "n": n,
         "agree": agree,
+        "disagree": n - agree,
+        "llm_only_followed": sum(a and not b for a, b in pairs),
+        "programmatic_only_followed": sum(b and not a for a, b in pairs),
         "rate": agree / n if n else None,
         "kappa": cohen_kappa(pairs),
         "llm_followed": sum(a for a, _ in pairs),
