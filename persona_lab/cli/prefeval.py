@@ -66,6 +66,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--rag-k", type=positive_int, default=5, help="messages the rag method retrieves (default 5)")
     p.add_argument("--rag-encoder", default="minilm", help="rag encoder: minilm (packaged), tfidf, or a local folder")
     add_timeout_arg(p)
+    p.add_argument("--protocol", default="persona-lab", choices=("persona-lab", "paper"),
+                   help="persona-lab: own prompts and budgets (default); paper: the original PrefEval texts, budgets "
+                   "(300-token answers, 5-token classification replies), option shuffle and judge, read from --protocol-dir")
+    p.add_argument("--protocol-dir", default=None, help="a checkout of PrefEval's code (github.com/amazon-science/PrefEval), "
+                   "read at run time by --protocol paper")
+    p.add_argument("--no-controls", dest="controls", action="store_false",
+                   help="leave out the question-only (no context) control and the preference-only (0 filler pairs) row")
     add_cache_args(p)
     p.set_defaults(func=run)
     return p
@@ -126,7 +133,7 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
             console.print(f"  {lo.path}: {lo.reason}", highlight=False)
     problems = list(ds.problems)
     filler_path = Path(args.filler) if args.filler else default_filler_path(ds.root)
-    console.print(filler_source_note(filler_path, ds.root, explicit=bool(args.filler)), highlight=False)
+    console.print(f"filler {filler_path}: {filler_source_note(filler_path, ds.root, explicit=bool(args.filler))}", highlight=False)
     try:
         filler = load_filler(filler_path)
     except DataError as exc:
@@ -190,6 +197,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         reply_max_new_tokens=args.reply_max_new_tokens,
         rag_k=args.rag_k,
         rag_encoder=args.rag_encoder,
+        protocol=args.protocol,
+        protocol_dir=args.protocol_dir,
+        controls=args.controls,
         **kwargs,  # type: ignore[arg-type]
     )
     model = open_model(args, args.backend, UsageMeter())
@@ -208,6 +218,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         if args.filler and not runner.filler.pairs:
             raise DataError("the filler file has no usable turn pair", path=args.filler,
                             hint="fix the problems printed above, or omit --filler for the built-in one")
+        console.print(f"filler {runner.filler.path}: {runner.filler_source}", highlight=False)
+        if runner.paper is not None:
+            console.print(f"protocol paper: texts and budgets read from {runner.paper.checkout}", highlight=False)
         planned = plan_tests(runner.dataset.select(topics=config.topics, limit=config.limit), config)
         if not planned:
             raise DataError(f"no test to run: the dataset {runner.dataset.root} has {len(runner.dataset.items)} valid "

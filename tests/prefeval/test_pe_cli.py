@@ -42,11 +42,11 @@ def test_cli_end_to_end_and_resume(tiny_data: Path, tmp_path: Path, capsys: pyte
     for name in ("config.json", "items.jsonl", "summary.json", "report.md", "accuracy_vs_context.png"):
         assert (out / name).stat().st_size > 0, name
     first = _keys(out / "items.jsonl")
-    # 2 items x 3 forms x 2 turns x 2 methods x 2 tasks
-    assert len(first) == len(set(first)) == 48
+    # 2 items x 3 forms x 2 turns x 2 methods x 2 tasks, plus the question-only control (2 items x 2 methods x 2 tasks)
+    assert len(first) == len(set(first)) == 48 + 8
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["generation"]["judging"]["programmatic"] == 12  # the verifiable item (snacks/0)
-    assert summary["generation"]["judging"]["no_judge"] == 12  # travel/0 has no checks and no --judge
+    assert summary["generation"]["judging"]["programmatic"] == 12 + 2  # the verifiable item (snacks/0)
+    assert summary["generation"]["judging"]["no_judge"] == 12 + 2  # travel/0 has no checks and no --judge
     assert "no LLM judge" in summary["generation"]["judging"]["note"]
     report = (out / "report.md").read_text()
     assert "| zero-shot |" in report and "95%" in report and "Chance: 25.0%" in report
@@ -59,11 +59,11 @@ def test_cli_end_to_end_and_resume(tiny_data: Path, tmp_path: Path, capsys: pyte
         fh.write('{"key": "torn')
     assert cli(*base, "--limit", "3", "--resume") == 0
     keys = _keys(out / "items.jsonl")
-    assert len(keys) == len(set(keys)) == 72 and keys[:48] == first
+    assert len(keys) == len(set(keys)) == 84 and keys[:56] == first
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["run"]["tests_run"] == 24 and summary["run"]["tests_already_recorded"] == 48
+    assert summary["run"]["tests_run"] == 28 and summary["run"]["tests_already_recorded"] == 56
     assert cli(*base, "--limit", "3", "--resume") == 0
-    assert len(_keys(out / "items.jsonl")) == 72
+    assert len(_keys(out / "items.jsonl")) == 84
     # resuming with different answer-changing settings is refused
     with pytest.raises(ConfigError, match="answer_words"):
         cli(*base, "--resume", "--words", "100")
@@ -120,7 +120,7 @@ def _judge_model() -> FakeChatModel:
 
 def test_runner_accuracy_agreement_and_sft_fields(tiny_data: Path, tmp_path: Path) -> None:
     cfg = PrefEvalConfig(backend="fake", judge="fake:judge", data_dir=str(tiny_data), turns=(0, 1), topics=("snacks",),
-                         forms=("explicit",), methods=("zero-shot", "self-critic"))
+                         forms=("explicit",), methods=("zero-shot", "self-critic"), controls=False)
     model = _answer_model()
     runner = PrefEvalRunner(cfg, model, tmp_path / "run", judge_model=_judge_model(), concurrency=2)
     summary = runner.run()

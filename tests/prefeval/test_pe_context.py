@@ -92,7 +92,7 @@ def test_over_long_tests_are_skipped_and_counted(tiny_data: Path, tmp_path: Path
 def test_explicit_reply_generated_once_per_item(tiny_data: Path, tmp_path: Path) -> None:
     model = FakeChatModel(lambda r: "Got it." if len(r.messages) == 2 else "an answer")
     cfg = PrefEvalConfig(backend="fake", data_dir=str(tiny_data), turns=(0, 2, 4), forms=("explicit",),
-                         methods=("zero-shot", "reminder"), tasks=("generation", "classification"))
+                         methods=("zero-shot", "reminder"), tasks=("generation", "classification"), controls=False)
     PrefEvalRunner(cfg, model, tmp_path / "run", concurrency=4).run()
     reply_requests = [r for r in model.requests if len(r.messages) == 2]
     assert len(reply_requests) == 3  # one per item, shared by 3 turns x 2 methods x 2 tasks

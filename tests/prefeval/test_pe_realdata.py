@@ -120,3 +120,30 @@ def test_prefeval_filler_bad_entries(tmp_path: Path) -> None:
     f = load_filler(path)
     assert len(f.pairs) == 4
     assert [(p.row, p.field) for p in f.problems] == [(1, "conversation"), (3, "conversation[0].role")]
+
+
+def test_run_names_its_filler_and_reports_controls(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tiny_data / PREFEVAL_FILLER).write_text(json.dumps(prefeval_filler(4, 4)), encoding="utf-8")
+    out = tmp_path / "run"
+    assert cli("--backend", "fake", "--data", str(tiny_data), "--turns", "3", "--methods", "zero-shot,reminder",
+               "--forms", "explicit", "implicit-choice", "--out", str(out)) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "PrefEval's original filler, found in --data" in shown
+    config = json.loads((out / "config.json").read_text())
+    f = config["filler"]
+    assert f["path"] == str(tiny_data / PREFEVAL_FILLER) and f["format"] == "prefeval" and f["pairs"] == 8  # 4 conversations of 2 pairs
+    assert len(f["sha256"]) == 64 and f["tokens_by_pairs"]["3"] > 0 and f["tokenizer"] == "backend"  # the fake counts its own tokens
+    report = (out / "report.md").read_text()
+    assert report.startswith("# PrefEval run — protocol: persona-lab")
+    assert f["sha256"] in report and "filler tokens by the tested model" in report and "5 turns:" in report
+    # controls: the question alone, and the preference with no filler (turn count 2), beside each method
+    assert "question only (no context)" in report and "2 turns (preference only)" in report
+    recs = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
+    qo = [r for r in recs if r["form"] == "question-only"]
+    assert len(qo) == 3 * 2 * 2 and all(r["control"] == "question-only" for r in qo)  # items x methods x tasks
+    assert all(r["context"]["preference_block"] == [] and r["context"]["filler_pairs"] == 0 for r in qo)
+    assert {r["turns"] for r in recs if r["form"] != "question-only"} == {0, 3}  # 0 added by the controls
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metrics"]["prefeval/control/question_only/classification/accuracy"] is not None
+    main_n = sum(c["ok"] for c in summary["classification"]["cells"] if c["form"] != "question-only")
+    assert summary["metrics"]["prefeval/classification/n"] == main_n  # controls stay out of the totals

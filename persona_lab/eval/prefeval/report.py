@@ -16,6 +16,7 @@ from typing import Any
 from persona_lab.core.io import atomic_write_json, atomic_write_text, read_jsonl
 from persona_lab.eval.metrics import wilson_interval
 from persona_lab.simulators.prefeval.classification import CHANCE
+from persona_lab.simulators.prefeval.context import QUESTION_ONLY
 from persona_lab.simulators.prefeval.data import FORMS
 from persona_lab.simulators.prefeval.judges import ERROR_TYPES, PROGRAMMATIC_ERROR_TYPES, agreement
 
@@ -75,6 +76,7 @@ def summarize(records: Sequence[dict[str, Any]], config: Any = None, run_info: d
                 if llm and prog and llm["status"] == "judged" and prog["status"] == "judged":
                     pairs.append((bool(llm["followed"]), bool(prog["followed"])))
             lo, hi = _ci(followed, len(judged))
+            orig = [r for r in ok if "original_followed" in (r["judge"].get("detail") or {})]
             gen_cells.append(
                 {
                     **base,
@@ -86,6 +88,11 @@ def summarize(records: Sequence[dict[str, Any]], config: Any = None, run_info: d
                     "unjudged": sum(r["judge"]["status"] == "unjudged" for r in ok),
                     "no_judge": sum(r["judge"]["status"] == "no_judge" for r in ok),
                     "judged_by": dict(kinds),
+                    "original_judged": len(orig),
+                    "original_followed": sum(bool(r["judge"]["detail"]["original_followed"]) for r in orig),
+                    "original_followed_unjudged": sum(
+                        bool(r["judge"]["detail"]["original_followed"]) for r in orig if r["judge"]["status"] == "unjudged"
+                    ),
                     "error_types": {e: errors.get(e, 0) for e in (*ERROR_TYPES, *PROGRAMMATIC_ERROR_TYPES[1:])},
                 }
             )
@@ -114,13 +121,19 @@ def summarize(records: Sequence[dict[str, Any]], config: Any = None, run_info: d
         "no_judge": judged_by.get("no_judge", 0),
     }
     judging["note"] = _judging_note(judging, config)
-    gen_total = _totals(gen_cells, "followed", "judged")
-    cls_total = _totals(cls_cells, "correct", "ok")
+    gen_main = [c for c in gen_cells if c["form"] != QUESTION_ONLY]
+    cls_main = [c for c in cls_cells if c["form"] != QUESTION_ONLY]
+    gen_total = _totals(gen_main, "followed", "judged")
+    cls_total = _totals(cls_main, "correct", "ok")
+    gen_ctrl = _totals([c for c in gen_cells if c["form"] == QUESTION_ONLY], "followed", "judged")
+    cls_ctrl = _totals([c for c in cls_cells if c["form"] == QUESTION_ONLY], "correct", "ok")
     metrics = {
         "prefeval/generation/accuracy": gen_total["accuracy"],
         "prefeval/generation/judged": gen_total["n"],
         "prefeval/classification/accuracy": cls_total["accuracy"],
         "prefeval/classification/n": cls_total["n"],
+        "prefeval/control/question_only/generation/accuracy": gen_ctrl["accuracy"],
+        "prefeval/control/question_only/classification/accuracy": cls_ctrl["accuracy"],
         "prefeval/skipped_context": sum(c["skipped_context"] for c in (*gen_cells, *cls_cells)),
         "prefeval/failed": sum(c["failed"] for c in (*gen_cells, *cls_cells)),
     }
@@ -170,21 +183,52 @@ def _acc_cell(c: dict[str, Any], n_key: str) -> str:
 
 
 def _pivot(cells: list[dict[str, Any]], n_key: str) -> list[str]:
+    """One table per form: methods x turns, with the controls beside each method (the question
+    alone, no context; and 2 turns = the preference with no filler)."""
     lines: list[str] = []
-    turns = sorted({c["turns"] for c in cells})
-    forms = [f for f in (*FORMS, *sorted({c["form"] for c in cells} - set(FORMS))) if any(c["form"] == f for c in cells)]
+    control = {c["method"]: c for c in cells if c["form"] == QUESTION_ONLY}
+    main = [c for c in cells if c["form"] != QUESTION_ONLY]
+    turns = sorted({c["turns"] for c in main})
+    forms = [f for f in (*FORMS, *sorted({c["form"] for c in main} - set(FORMS))) if any(c["form"] == f for c in main)]
+    head = (["question only (no context)"] if control else []) + [
+        f"{n + 2} turns" + (" (preference only)" if n == 0 else "") for n in turns
+    ]
     for form in forms:
         lines += [f"**{form}** (accuracy, 95% Wilson CI, n)", ""]
-        lines.append("| method | " + " | ".join(f"{n + 2} turns" for n in turns) + " |")
-        lines.append("| --- | " + " | ".join("---" for _ in turns) + " |")
-        for method in sorted({c["method"] for c in cells if c["form"] == form}):
+        lines.append("| method | " + " | ".join(head) + " |")
+        lines.append("| --- | " + " | ".join("---" for _ in head) + " |")
+        for method in sorted({c["method"] for c in main if c["form"] == form}):
             row = []
+            if control:
+                row.append("" if method not in control else _acc_cell(control[method], n_key))
             for n in turns:
-                c = next((c for c in cells if c["form"] == form and c["method"] == method and c["turns"] == n), None)
+                c = next((c for c in main if c["form"] == form and c["method"] == method and c["turns"] == n), None)
                 row.append("" if c is None else _acc_cell(c, n_key))
             lines.append(f"| {method} | " + " | ".join(row) + " |")
         lines.append("")
+    if control:
+        lines += [
+            "The question-only control asks the question with no preference and no filler: for generation it is "
+            "how often a preference-blind answer already passes; for classification how often the preferred "
+            "option wins with no preference at all (chance 25%).",
+            "",
+        ]
     return lines
+
+
+def _filler_lines(f: dict[str, Any]) -> list[str]:
+    if not f:
+        return []
+    out = [
+        f"- filler: `{f.get('path')}` ({f.get('format', '?')} format, sha256 `{f.get('sha256') or '?'}`, "
+        f"{f.get('pairs')} pairs){'; ' + f['source'] if f.get('source') else ''}"
+    ]
+    tok = f.get("tokens_by_pairs") or {}
+    if tok:
+        how = "the tested model's tokenizer" if f.get("tokenizer") == "backend" else "an estimate (4 chars/token; the backend has no tokenizer)"
+        per = ", ".join(f"{int(n) + 2} turns: {t:,} filler tokens ({f['tokens_per_pair'][n]:,}/turn pair)" for n, t in tok.items())
+        out.append(f"- filler tokens by {how}: {per}")
+    return out
 
 
 def render_markdown(summary: dict[str, Any]) -> str:
@@ -192,12 +236,20 @@ def render_markdown(summary: dict[str, Any]) -> str:
     cfg = summary.get("config", {})
     run = summary.get("run", {})
     g, c = summary["generation"], summary["classification"]
+    proto = run.get("protocol") or {"name": cfg.get("protocol", "persona-lab")}
+    if proto.get("name") == "paper":
+        title = f"# PrefEval run — protocol: paper (the original texts and budgets, read from `{proto.get('checkout')}`)"
+    else:
+        title = "# PrefEval run — protocol: persona-lab (persona-lab's own prompts, budgets and judge)"
     lines = [
-        "# PrefEval run",
+        title,
         "",
         f"- backend: `{cfg.get('backend')}`; judge: `{cfg.get('judge') or 'programmatic only'}`",
         f"- data: `{run.get('data_dir') or cfg.get('data_dir') or 'built-in'}`; filler pairs per test: {cfg.get('turns')}"
         " (paper turns = pairs + 2)",
+        *_filler_lines(run.get("filler") or {}),
+        f"- answer budget {cfg.get('max_new_tokens')} tokens, classification budget {cfg.get('classification_max_new_tokens')}"
+        f" tokens, word cap {cfg.get('answer_words')}",
         f"- records: {summary['records']}; this invocation ran {run.get('tests_run', '?')} test(s) in "
         f"{run.get('wall_s', '?')} s",
         "",
@@ -223,6 +275,14 @@ def render_markdown(summary: dict[str, Any]) -> str:
             )
         a = g["agreement"]
         lines += ["", "### How answers were judged", "", g["judging"]["note"], ""]
+        n_orig = sum(x.get("original_judged", 0) for x in g["cells"])
+        if n_orig:
+            lines += [
+                f"The original code's accuracy rule (unparseable judge answers count as followed) would score "
+                f"{sum(x['original_followed'] for x in g['cells'])} of {n_orig} answer(s) as followed, "
+                f"{sum(x['original_followed_unjudged'] for x in g['cells'])} of them unjudged here.",
+                "",
+            ]
         if a["n"]:
             kappa = "undefined" if a["kappa"] is None else f"{a['kappa']:.3f}"
             lines.append(

@@ -54,7 +54,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from persona_lab.core.errors import BackendError, ConfigError, PersonaLabError
 from persona_lab.core.io import append_jsonl, atomic_write_json, read_jsonl, repair_jsonl
@@ -70,6 +70,7 @@ from persona_lab.simulators.prefeval.classification import (
 from persona_lab.simulators.prefeval.context import (  # noqa: F401  (request_messages: re-exported)
     DEFAULT_SYSTEM_PROMPT,
     DEFAULT_TURNS,
+    QUESTION_ONLY,
     ContextConfig,
     FinalUserMessage,
     build_context,
@@ -85,15 +86,20 @@ from persona_lab.simulators.prefeval.data import (
     PrefEvalDataset,
     PrefEvalItem,
     default_filler_path,
+    filler_source_note,
     load_filler,
     load_prefeval,
     normalize_form,
 )
 from persona_lab.simulators.prefeval.judges import NO_JUDGE, GenerationVerdict, LLMJudge, ProgrammaticJudge
 
+if TYPE_CHECKING:
+    from persona_lab.eval.prefeval.paper import PaperTexts
+
 log = logging.getLogger(__name__)
 
 ITEMS_FILE = "items.jsonl"
+PROTOCOLS: tuple[str, ...] = ("persona-lab", "paper")
 TASK_VERSION = "prefeval-v0"
 DONE_STATUSES = ("ok", "skipped_context")
 
@@ -122,9 +128,24 @@ class PrefEvalConfig:
     judge_max_new_tokens: int = field(default=200, metadata={"help": "Budget of each judge answer.", "identity": True})
     rag_k: int = field(default=5, metadata={"help": "Messages retrieved by the rag method.", "identity": True})
     rag_encoder: str = field(default="minilm", metadata={"help": "Encoder of the rag method.", "identity": True})
+    protocol: str = field(
+        default="persona-lab",
+        metadata={"help": "persona-lab (own texts) or paper (the original's texts and budgets, read from --protocol-dir).",
+                  "identity": True},
+    )
+    protocol_dir: str | None = field(default=None, metadata={"help": "PrefEval checkout the paper protocol reads.", "identity": True})
+    controls: bool = field(
+        default=True,
+        metadata={"help": "Add the question-only (no context) control per item and the preference-only (0 filler pairs) row."},
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "forms", tuple(normalize_form(f) for f in self.forms))
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"unknown protocol {self.protocol!r}", hint=f"protocols are: {', '.join(PROTOCOLS)}")
+        if self.protocol == "paper" and not self.protocol_dir:
+            raise ConfigError("--protocol paper needs --protocol-dir <PrefEval checkout>",
+                              hint="git clone https://github.com/amazon-science/PrefEval and pass its folder")
         for name in self.methods:
             METHODS.entry(name)  # did-you-mean on a typo
         bad = [t for t in self.tasks if t not in TASKS]
@@ -178,12 +199,24 @@ def plan_tests(items: Iterable[PrefEvalItem], config: PrefEvalConfig) -> list[Pr
     requests of similar length batch well). Combinations a method or item does not support are
     left out: classification needs the item's options; methods name the tasks they support."""
     items = list(items)
-    methods = {name: METHODS.get(name)(config.method_options) for name in config.methods}
+    if config.protocol == "paper":
+        from persona_lab.eval.prefeval.paper import paper_method_tasks
+
+        tasks_of = {name: paper_method_tasks(name) for name in config.methods}
+    else:
+        tasks_of = {name: METHODS.get(name)(config.method_options).tasks for name in config.methods}
     out = []
-    for n in sorted(set(config.turns)):
+    turns = set(config.turns) | ({0} if config.controls else set())
+    if config.controls:
         for task in config.tasks:
-            for mname, m in methods.items():
-                if task not in m.tasks:
+            for mname, m_tasks in tasks_of.items():
+                if task in m_tasks:
+                    out += [PrefEvalCase(it, QUESTION_ONLY, 0, mname, task) for it in items
+                            if task == "generation" or it.mcq_options is not None]
+    for n in sorted(turns):
+        for task in config.tasks:
+            for mname, m_tasks in tasks_of.items():
+                if task not in m_tasks:
                     continue
                 for form in config.forms:
                     for it in items:
@@ -240,6 +273,11 @@ class PrefEvalRunner:
             raise ConfigError(f"--concurrency must be >= 1, got {concurrency}")
         if config.judge is not None and judge_model is None:
             raise ConfigError("config names a judge but no judge model was given")
+        self.paper: PaperTexts | None = None
+        if config.protocol == "paper":
+            from persona_lab.eval.prefeval.paper import paper_config
+
+            self.paper, config = paper_config(config)
         self.config = config
         self.model = _as_cached(model)
         self.judge_model = _as_cached(judge_model) if judge_model is not None else None
@@ -248,15 +286,24 @@ class PrefEvalRunner:
         self.on_test = on_test or (lambda _r: None)
         self.dataset = dataset if dataset is not None else load_prefeval(config.data_dir)
         self.filler = filler if filler is not None else load_filler(config.filler or default_filler_path(config.data_dir))
+        self.filler_source = (
+            "passed in code" if filler is not None else filler_source_note(self.filler.path, config.data_dir, bool(config.filler))
+        )
         self.methods: dict[str, PrefEvalMethod] = {n: create_method(n, config.method_options) for n in config.methods}
-        self.llm_judge = (
+        self.llm_judge: Any = (
             LLMJudge(self.judge_model, GenerationParams(max_new_tokens=config.judge_max_new_tokens))
             if self.judge_model is not None
             else None
         )
+        if self.paper is not None:
+            from persona_lab.eval.prefeval.paper import PaperJudge, PaperMethod
+
+            self.methods = {n: PaperMethod(n, self.paper) for n in config.methods}  # type: ignore[misc]
+            self.llm_judge = PaperJudge(self.judge_model, self.paper) if self.judge_model is not None else None
         self.programmatic = ProgrammaticJudge()
-        self._replies: dict[str, str] = {}
-        self._reply_locks: dict[str, threading.Lock] = {}
+        self._replies: dict[tuple[str, int], str] = {}
+        self._reply_locks: dict[tuple[str, int], threading.Lock] = {}
+        self._filler_info: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self.items_path = self.out / ITEMS_FILE
         need = max(config.turns)
@@ -298,7 +345,8 @@ class PrefEvalRunner:
         wall = time.perf_counter() - start
         run_info = {
             "data_dir": str(self.dataset.root),
-            "filler": {"path": self.filler.path, "sha": self.filler.sha},
+            "protocol": self.protocol_info(),
+            "filler": self.filler_info(),
             "wall_s": round(wall, 3),
             "tests_run": len(tests),
             "tests_failed": sum(failed.values()),
@@ -312,6 +360,30 @@ class PrefEvalRunner:
             "dataset_problems": {"errors": len(self.dataset.errors), "warnings": len(self.dataset.warnings)},
         }
         return write_outputs(self.out, list(self.records()), self.config, run_info)
+
+    def protocol_info(self) -> dict[str, Any]:
+        """The protocol, and for ``paper`` the checkout and the sha256 of every file read from it."""
+        if self.paper is None:
+            return {"name": "persona-lab"}
+        return {"name": "paper", **self.paper.describe()}
+
+    def filler_info(self) -> dict[str, Any]:
+        """The filler (path, format, sha256, pairs) and the prompt tokens of its first N pairs for each
+        N of the run, counted with the tested model's tokenizer (``tokenizer``: ``backend``) when it
+        has one, else estimated (``approx``)."""
+        if self._filler_info is None:
+            turns = sorted({n for n in self.config.turns if n > 0})
+            tokens = {str(n): count_tokens(self.model, self.filler.messages(n)) for n in turns}
+            per_pair = {n: round(tokens[n] / int(n), 1) for n in tokens}
+            has_tok = getattr(self.model.backend, "count_tokens", None) is not None
+            self._filler_info = {
+                **self.filler.describe(),
+                "source": self.filler_source,
+                "tokens_by_pairs": tokens,
+                "tokens_per_pair": per_pair,
+                "tokenizer": "backend" if has_tok else "approx",
+            }
+        return self._filler_info
 
     def _ensure_context_window(self) -> None:
         """Lazy backends (hf) may learn their window only when the model loads; load it up front so
@@ -357,7 +429,8 @@ class PrefEvalRunner:
                 "backend": self.model.spec,
                 "judge": self.judge_model.spec if self.judge_model is not None else None,
                 "data_dir": str(self.dataset.root),
-                "filler": {"path": self.filler.path, "sha": self.filler.sha, "pairs": len(self.filler.pairs)},
+                "filler": self.filler_info(),
+                "protocol": self.protocol_info(),
                 "methods": {n: METHODS.entry(n).help for n in self.config.methods},
                 "context_window": context_window(self.model),
                 **environment_info(),
@@ -365,19 +438,25 @@ class PrefEvalRunner:
         )
 
     # --- one test ------------------------------------------------------------------------------
-    def explicit_reply(self, item: PrefEvalItem) -> str:
-        """The model's own reply to the stated preference: generated once per item (and cached)."""
+    def explicit_reply(self, item: PrefEvalItem, task: str = "generation") -> str:
+        """The model's own reply to the stated preference: generated once per item and budget (and
+        cached). The paper protocol generates it with the task's budget, as the original does (so 5
+        tokens for classification)."""
+        budget = self.config.reply_max_new_tokens
+        if self.paper is not None and task == "classification":
+            budget = self.config.classification_max_new_tokens
+        key = (item.item_id, budget)
         with self._lock:
-            if item.item_id in self._replies:
-                return self._replies[item.item_id]
-            lock = self._reply_locks.setdefault(item.item_id, threading.Lock())
+            if key in self._replies:
+                return self._replies[key]
+            lock = self._reply_locks.setdefault(key, threading.Lock())
         with lock:
-            if item.item_id not in self._replies:
-                params = GenerationParams(max_new_tokens=self.config.reply_max_new_tokens)
+            if key not in self._replies:
+                params = GenerationParams(max_new_tokens=budget)
                 (c,) = self.model.generate([ChatRequest(explicit_reply_request(item, self.config.context), params)])
                 with self._lock:
-                    self._replies[item.item_id] = c.text
-        return self._replies[item.item_id]
+                    self._replies[key] = c.text
+        return self._replies[key]
 
     def _run_test(self, t: PrefEvalCase) -> dict[str, Any]:
         start = time.perf_counter()
@@ -392,6 +471,8 @@ class PrefEvalRunner:
             "paper_turns": t.turns + 2,
             "method": t.method,
             "task": t.task,
+            "control": QUESTION_ONLY if t.form == QUESTION_ONLY else ("preference-only" if t.turns == 0 else None),
+            "protocol": self.config.protocol,
             "backend": self.model.spec,
             "preference": it.preference_for(t.form),
             "question": it.question,
@@ -411,10 +492,17 @@ class PrefEvalRunner:
 
     def _fill(self, rec: dict[str, Any], t: PrefEvalCase) -> None:
         it, cfg = t.item, self.config
-        reply = self.explicit_reply(it) if t.form == "explicit" else None
+        reply = self.explicit_reply(it, t.task) if t.form == "explicit" else None
         question: FinalUserMessage | None = None
         shuffled = None
-        if t.task == "classification":
+        if self.paper is not None:
+            from persona_lab.eval.prefeval.paper import paper_question, paper_shuffle
+
+            if t.task == "classification":
+                assert it.mcq_options is not None
+                shuffled = paper_shuffle(it.mcq_options, it.row)
+            question = paper_question(it.question, self.paper, t.task, shuffled.options if shuffled else None)
+        elif t.task == "classification":
             assert it.mcq_options is not None
             shuffled = shuffle_options(it.mcq_options, it.item_id, cfg.seed)
             question = classification_question(it.question, shuffled.options)
@@ -455,7 +543,14 @@ class PrefEvalRunner:
             self._judge(rec, it.preference_for(t.form), it)
         else:
             assert shuffled is not None
-            letter = parse_choice(out.response, shuffled.options)
+            lenient = parse_choice(out.response, shuffled.options)
+            letter = lenient
+            if self.paper is not None:
+                from persona_lab.eval.prefeval.paper import paper_extract_choice
+
+                letter = paper_extract_choice(out.response)
+                rec["prefill"] = "<choice>"  # the original's pre-filled assistant turn, not sent (see paper.py)
+                rec["answer_lenient"] = lenient
             rec.update(
                 {
                     "options": list(shuffled.options),
@@ -481,5 +576,3 @@ class PrefEvalRunner:
         rec["judge"] = primary.to_dict()
         rec["judges"] = {k: v.to_dict() for k, v in verdicts.items()}
         rec["followed"] = primary.followed
-
-

@@ -40,39 +40,66 @@ class ContextConfig:
     answer_words: int = field(default=300, metadata={"help": "Word cap in the length instruction; 0 for none."})
 
 
+LAYOUTS: tuple[str, ...] = ("persona-lab", "paper")
+
+
 @dataclass(frozen=True)
 class FinalUserMessage:
     """The last user turn split into parts, so a method's added text stays separable from the question.
 
-    ``text`` = prefix + question (+ instruction) + suffix, joined by blank lines.
+    ``layout="persona-lab"``: ``text`` = prefix, "question instruction", suffix, joined by blank lines.
+    ``layout="paper"``: ``text`` = prefix + question + suffix + instruction, concatenated as the
+    original PrefEval code does (its texts carry their own spacing; the word cap comes last).
     """
 
     question: str
     instruction: str = ""
     prefix: str = ""
     suffix: str = ""
+    layout: str = "persona-lab"
 
     @property
     def text(self) -> str:
+        if self.layout == "paper":
+            return f"{self.prefix}{self.question}{self.suffix}{self.instruction}"
         core = self.question if not self.instruction else f"{self.question} {self.instruction}"
         return "\n\n".join(p for p in (self.prefix, core, self.suffix) if p)
 
     def with_method_text(self, *, prefix: str = "", suffix: str = "") -> FinalUserMessage:
-        join = lambda a, b: "\n\n".join(p for p in (a, b) if p)  # noqa: E731
-        return FinalUserMessage(self.question, self.instruction, join(prefix, self.prefix), join(self.suffix, suffix))
+        sep = "" if self.layout == "paper" else "\n\n"
+        join = lambda a, b: sep.join(p for p in (a, b) if p)  # noqa: E731
+        return FinalUserMessage(
+            self.question, self.instruction, join(prefix, self.prefix), join(self.suffix, suffix), self.layout
+        )
+
+    def without_method_text(self) -> FinalUserMessage:
+        return FinalUserMessage(self.question, self.instruction, layout=self.layout)
 
     def to_dict(self) -> dict[str, str]:
-        return {"prefix": self.prefix, "question": self.question, "instruction": self.instruction, "suffix": self.suffix}
+        return {"prefix": self.prefix, "question": self.question, "instruction": self.instruction, "suffix": self.suffix,
+                "layout": self.layout}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, str]) -> FinalUserMessage:
+        return cls(d["question"], d.get("instruction", ""), d.get("prefix", ""), d.get("suffix", ""),
+                   d.get("layout", "persona-lab"))
+
+
+QUESTION_ONLY = "question-only"
+"""The no-context control: the question alone, with no preference and no filler. For
+classification it measures how often the preferred option wins without any preference."""
 
 
 def preference_block(item: PrefEvalItem, form: str, explicit_reply: str | None = None) -> Transcript:
-    """The messages that reveal the preference in ``form``.
+    """The messages that reveal the preference in ``form`` (none for the question-only control).
 
     Args:
         item: the test item.
-        form: ``explicit``, ``implicit-choice`` or ``implicit-persona``.
+        form: ``explicit``, ``implicit-choice``, ``implicit-persona`` or ``question-only``.
         explicit_reply: the tested model's reply to the stated preference (explicit form only).
     """
+    if form == QUESTION_ONLY:
+        return ()
     form = normalize_form(form)
     if form == "explicit":
         if item.explicit is None:
@@ -161,7 +188,9 @@ def build_context(
     """
     if n_pairs < 0:
         raise ConfigError(f"filler pairs must be >= 0, got {n_pairs}")
-    form = normalize_form(form)
+    if form == QUESTION_ONLY and n_pairs:
+        raise ConfigError(f"the {QUESTION_ONLY} control has no context; got {n_pairs} filler pairs")
+    form = form if form == QUESTION_ONLY else normalize_form(form)
     system = (Message("system", config.system_prompt),) if config.system_prompt else ()
     final = question or FinalUserMessage(item.question, length_instruction(config.answer_words))
     return PrefEvalContext(
@@ -230,10 +259,9 @@ def request_messages(
             f"record {record['key']} used filler {ctx['filler_sha']}, not {filler.sha} ({filler.path})",
             hint=f"load the filler the run used: {ctx['filler_file']}",
         )
-    fu = record["final_user"]
-    final = FinalUserMessage(fu["question"], fu["instruction"], fu["prefix"], fu["suffix"])
+    final = FinalUserMessage.from_dict(record["final_user"])
     if not with_method_text:
-        final = FinalUserMessage(fu["question"], fu["instruction"])
+        final = final.without_method_text()
     system = [Message("system", ctx["system"])] if ctx["system"] else []
     block = [Message(m["role"], m["content"]) for m in ctx["preference_block"]]
     msgs = [*system, *block, *filler.messages(ctx["filler_pairs"]), Message("user", final.text)]

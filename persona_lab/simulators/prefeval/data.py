@@ -97,15 +97,15 @@ def default_filler_path(data_dir: str | Path | None = None) -> Path:
 
 
 def filler_source_note(path: str | Path, data_dir: str | Path | None, explicit: bool) -> str:
-    """One line saying which filler a run uses and why (printed by the CLI, written to the report)."""
+    """Why a run uses this filler (printed by the CLI, written to config.json and the report)."""
     path = Path(path)
     if explicit:
-        return f"filler {path} (--filler)"
+        return "given with --filler"
     if path.name == PREFEVAL_FILLER:
-        return f"filler {path}: PrefEval's original filler, found in --data (pass --filler to use another)"
+        return "PrefEval's original filler, found in --data (pass --filler to use another)"
     if data_dir is not None and path.parent == Path(data_dir):
-        return f"filler {path}: found in --data (pass --filler to use another)"
-    return f"filler {path}: persona-lab's built-in synthetic filler (not the paper's; its turns are lighter)"
+        return "found in --data (pass --filler to use another)"
+    return "persona-lab's built-in synthetic filler (not the paper's; its turns are lighter)"
 
 
 # --------------------------------------------------------------------------- records
@@ -206,6 +206,9 @@ class PrefEvalItem:
         return {"explicit": self.explicit, "implicit-choice": self.choice, "implicit-persona": self.persona}[name]
 
     def preference_for(self, form: str) -> str:
+        """This form's preference text (the item's own for the question-only control)."""
+        if form == "question-only":
+            return self.preference
         block = self.form(form)
         return block.preference if block is not None else self.preference
 
