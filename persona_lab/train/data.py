@@ -414,6 +414,8 @@ def sft_from_prefeval_run(
     for lineno, rec in latest.values():
         if rec.get("status") != "ok" or rec.get("task") != "generation":
             continue
+        if rec.get("form") == "question-only":  # the no-context control shows no preference to learn from
+            continue
         if methods is not None and rec.get("method") not in methods:
             continue
         if not _prefeval_followed(rec, judge):

@@ -68,7 +68,8 @@ def test_followed_answers_without_method_text(prefeval_run: tuple[Path, Any, Pat
         _record(filler, ffile, 5, status="error"),
         {**_record(filler, ffile, 1, followed=False), "followed": True,
          "judges": {"llm": {"followed": True}}},  # a rerun of key 1: the last record wins
-    ]
+        {**_record(filler, ffile, 6), "form": "question-only", "key": "food/6|question-only|0|reminder|generation"},
+    ]  # the question-only control (no preference shown) is never training data
     _write(run, records)
     ds = data.sft_from_prefeval_run(run)
     assert sorted(ds["item_id"]) == ["food/0", "food/1", "food/3"]
