@@ -499,7 +499,9 @@ def prepare_run(
     if dataset is None:
         if not config.data:
             raise ConfigError("no training data given", hint="pass --data <run dir | jsonl | parquet | saved dataset>")
-        dataset = data_mod.load_training_data(config.data, kind=data_kind)
+        dataset = data_mod.load_training_data(
+            config.data, kind=data_kind, prefeval_recipe=getattr(config, "prefeval_recipe", "followed")
+        )
     else:
         data_mod.check_dataset(dataset, kind=data_kind, source="<in-memory dataset>")
     dataset = data_mod.trl_columns(dataset, kind=data_kind)

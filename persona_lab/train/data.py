@@ -32,7 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from persona_lab.core.errors import DataError, PersonaLabError
+from persona_lab.core.errors import ConfigError, DataError, PersonaLabError
 from persona_lab.core.io import read_text
 from persona_lab.core.records import TransitionRecord
 
@@ -344,6 +344,8 @@ def _from_rows(rows: list[dict[str, Any]], cols: tuple[str, ...], with_meta: boo
 # --------------------------------------------------------------------------------------------------
 # PrefEval runs
 
+PREFEVAL_RECIPES = ("followed", "paper")
+
 
 JUDGE_CHOICES = ("primary", "programmatic", "llm", "all")
 
@@ -390,7 +392,6 @@ def sft_from_prefeval_run(
     Raises:
         DataError: a malformed record (file, line, field), or a filler that does not match the run.
     """
-    from persona_lab.core.errors import ConfigError
     from persona_lab.simulators.prefeval.context import request_messages
     from persona_lab.simulators.prefeval.data import load_filler
 
@@ -471,7 +472,98 @@ def _is_saved_dataset(path: Path) -> bool:
     )
 
 
-def load_training_data(source: str | os.PathLike[str], *, kind: str) -> Dataset:
+def paper_sft_from_prefeval_run(
+    run: str | os.PathLike[str],
+    *,
+    filler_pairs: int = 10,
+    last_conversations: int = 4,
+    eval_fraction: float = 0.2,
+    seed: int = 42,
+    filler: str | os.PathLike[str] | None = None,
+    split: str = "train",
+) -> Dataset:
+    """SFT data the way the PrefEval paper built it (its ``SFT/`` code), from a persona-lab PrefEval run.
+
+    Differences from :func:`sft_from_prefeval_run` (the default ``followed`` recipe):
+
+    - **every** ``reminder`` answer of the explicit form at 0 filler pairs (2 turns) is a target,
+      judged followed or not (the paper trained on all of its model's reminder answers);
+    - the prompt is system, the preference, the model's own reply, then ``filler_pairs`` pairs taken
+      from the **last** ``last_conversations`` conversations of the filler file (tests use the
+      first pairs, so training filler and test filler differ), then the bare question (no reminder,
+      no word cap), answered by the reminder-method answer;
+    - topics are split, ``eval_fraction`` of them (at least one, seeded) held out, so the
+      evaluation topics are never trained on; ``split`` picks ``train`` or ``eval`` rows, and a
+      ``split`` column names each row's side.
+
+    Raises:
+        DataError: no usable records, a malformed record, or a filler too short for ``filler_pairs``.
+    """
+    import random as _random
+
+    from persona_lab.core.messages import Message
+    from persona_lab.simulators.prefeval.data import load_filler
+
+    if split not in ("train", "eval"):
+        raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
+    run = Path(run)
+    path = run if run.is_file() else run / PREFEVAL_FILE
+    if not path.is_file():
+        raise DataError(f"no {PREFEVAL_FILE} here", path=str(run), hint="pass the run directory of `persona-lab prefeval`")
+    where = str(path)
+    latest: dict[str, tuple[int, Mapping[str, Any]]] = {}
+    for lineno, rec in _iter_jsonl(path):
+        if isinstance(rec, Mapping) and isinstance(rec.get("key"), str):
+            latest[rec["key"]] = (lineno, rec)
+    picked = [
+        (lineno, rec) for lineno, rec in latest.values()
+        if rec.get("status") == "ok" and rec.get("task") == "generation" and rec.get("method") == "reminder"
+        and rec.get("form") == "explicit" and rec.get("turns") == 0
+    ]
+    if not picked:
+        raise DataError("no reminder answers of the explicit form at 0 filler pairs", path=where,
+                        hint="run `persona-lab prefeval --methods reminder --forms explicit --turns 0 ...` first")
+    topics = sorted({str(rec.get("topic")) for _, rec in picked})
+    order = topics[:]
+    _random.Random(seed).shuffle(order)
+    n_eval = max(1, round(eval_fraction * len(order))) if len(order) > 1 else 0
+    eval_topics = set(order[:n_eval])
+    first = picked[0][1]
+    source = str(filler) if filler is not None else str(first.get("context", {}).get("filler_file", ""))
+    try:
+        tail = load_filler(source or None, last_conversations=last_conversations)
+    except _LOAD_ERRORS as exc:
+        raise DataError(f"cannot load the run's filler: {exc}", path=where, field="context.filler_file",
+                        hint="pass filler=<path of the filler file>") from None
+    if filler_pairs > len(tail.pairs):
+        raise DataError(f"the last {last_conversations} conversations of {tail.path} hold {len(tail.pairs)} turn pairs; "
+                        f"{filler_pairs} were asked for", path=where, hint="lower filler_pairs or use more conversations")
+    filler_msgs = [m.to_dict() for m in tail.messages(filler_pairs)]
+    rows: list[dict[str, Any]] = []
+    for lineno, rec in picked:
+        side = "eval" if str(rec.get("topic")) in eval_topics else "train"
+        if side != split:
+            continue
+        ctx, response = rec.get("context"), rec.get("response")
+        if not isinstance(ctx, Mapping) or not isinstance(ctx.get("preference_block"), list):
+            raise DataError("missing or not an object", path=where, row=lineno, field="context")
+        if not isinstance(response, str) or not response.strip():
+            raise DataError("expected the answer as a non-empty string", path=where, row=lineno, field="response")
+        system = [Message("system", ctx["system"]).to_dict()] if ctx.get("system") else []
+        prompt = [*system, *({"role": m["role"], "content": m["content"]} for m in ctx["preference_block"]),
+                  *filler_msgs, {"role": "user", "content": str(rec.get("question"))}]
+        rows.append({"prompt": prompt, "completion": _answer(response), "item_id": str(rec.get("item_id")),
+                     "topic": str(rec.get("topic")), "split": side})
+    logger.info("prefeval paper recipe: %d %s examples; eval topics (never trained on): %s", len(rows), split,
+                ", ".join(sorted(eval_topics)) or "none")
+    if rows:
+        from datasets import Dataset
+
+        return Dataset.from_list(rows)
+    return _from_rows([], ("prompt", "completion"), False)
+
+
+def load_training_data(source: str | os.PathLike[str], *, kind: str, prefeval_recipe: str = "followed") -> Dataset:
     """The ``kind`` training data at ``source``, whatever it is:
 
     - an edit-world run directory (``transitions.jsonl``): pairs (``preference``) or targets (``sft``);
@@ -491,7 +583,9 @@ def load_training_data(source: str | os.PathLike[str], *, kind: str) -> Dataset:
         if kind == "preference":
             raise DataError("a PrefEval run gives SFT data, not preference pairs", path=str(path),
                             hint="train it with `persona-lab train sft`")
-        return sft_from_prefeval_run(path)
+        if prefeval_recipe not in PREFEVAL_RECIPES:
+            raise ConfigError(f"unknown PrefEval SFT recipe {prefeval_recipe!r}", hint=f"recipes: {', '.join(PREFEVAL_RECIPES)}")
+        return paper_sft_from_prefeval_run(path) if prefeval_recipe == "paper" else sft_from_prefeval_run(path)
     if _is_saved_dataset(path):
         loaded = load_from_disk(str(path))
         if isinstance(loaded, DatasetDict):

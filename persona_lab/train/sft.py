@@ -52,6 +52,12 @@ class SFTTrainConfig(TrainConfig):
         default=False,
         metadata={"help": "flatten each batch into one unpadded sequence (needs flash attention)"},
     )
+    prefeval_recipe: str = field(
+        default="followed",
+        metadata={"help": "PrefEval run as --data: 'followed' (answers judged preference-following, method text "
+                          "removed) or 'paper' (the paper's recipe: every reminder answer at 0 filler, 10 filler pairs "
+                          "from the filler file's last conversations, evaluation topics held out)"},
+    )
 
     def trl_args(self) -> dict[str, Any]:
         """Arguments of ``trl.SFTConfig`` specific to this method."""

@@ -107,3 +107,43 @@ def test_malformed_prefeval_records(prefeval_run: tuple[Path, Any, Path]) -> Non
     with pytest.raises(DataError) as err:
         data.sft_from_prefeval_run(run)
     assert err.value.field == "key"
+
+
+def test_paper_recipe(prefeval_run: tuple[Path, Any, Path], tmp_path: Path) -> None:
+    run, filler, _ = prefeval_run
+    convs = [{"conversation": [{"role": "user", "content": f"c{c} u{k}"} if k % 2 == 0 else
+                               {"role": "assistant", "content": f"c{c} a{k}"} for k in range(4)]} for c in range(6)]
+    ffile = tmp_path / "filtered_inter_turns.json"
+    ffile.write_text(json.dumps(convs))
+    topics = [f"topic{t}" for t in range(5)]
+    records = []
+    for t, topic in enumerate(topics):
+        for i in range(2):
+            rec = _record(filler, ffile, 10 * t + i, followed=(i == 0))
+            rec.update({"topic": topic, "turns": 0, "key": f"{topic}/{i}|explicit|0|reminder|generation",
+                        "question": f"Question {topic}/{i}?", "item_id": f"{topic}/{i}"})
+            rec["context"] = {**rec["context"], "filler_pairs": 0}
+            records.append(rec)
+    records.append({**_record(filler, ffile, 99), "topic": "topic0", "key": "topic0/9|explicit|2|reminder|generation"})
+    records.append({**_record(filler, ffile, 98, method="zero-shot"), "topic": "topic0", "turns": 0,
+                    "key": "topic0/8|explicit|0|zero-shot|generation"})
+    _write(run, records)
+
+    train = data.paper_sft_from_prefeval_run(run, filler_pairs=3)
+    held = data.paper_sft_from_prefeval_run(run, filler_pairs=3, split="eval")
+    assert len(train) + len(held) == 10  # every reminder answer at 0 filler, followed or not; nothing else
+    assert set(held["topic"]) and not set(held["topic"]) & set(train["topic"])  # evaluation topics never trained on
+    assert len(set(held["topic"])) == 1  # 20% of 5 topics
+    row = train[0]
+    roles = [m["role"] for m in row["prompt"]]
+    assert roles == ["system", "user", "assistant", *["user", "assistant"] * 3, "user"]
+    assert row["prompt"][3]["content"] == "c2 u0"  # filler from the last 4 of 6 conversations
+    assert row["prompt"][-1]["content"] == f"Question {row['item_id']}?"  # the bare question
+    # `train sft --prefeval-recipe paper` goes through load_training_data: 10 pairs by default, and
+    # the last 4 conversations here hold only 8
+    with pytest.raises(DataError, match="hold 8 turn pairs; 10 were asked for"):
+        data.load_training_data(run, kind="sft", prefeval_recipe="paper")
+    from persona_lab.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown PrefEval SFT recipe"):
+        data.load_training_data(run, kind="sft", prefeval_recipe="papr")

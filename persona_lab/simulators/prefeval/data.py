@@ -768,14 +768,15 @@ def _conversation_pairs(data: list[Any], path: Path, col: _Collector) -> list[tu
     return pairs
 
 
-def load_filler(path: str | Path | None = None) -> Filler:
+def load_filler(path: str | Path | None = None, *, last_conversations: int | None = None) -> Filler:
     """Load a filler file in either format (told apart by the first entry):
 
     - PrefEval's ``filtered_inter_turns.json``: a list of objects whose ``conversation`` is a list
       of ``{role, content}`` messages (other keys ignored);
     - persona-lab's: a list of conversations, each a list of ``{role, content}`` messages.
 
-    Damaged conversations are reported and skipped.
+    Damaged conversations are reported and skipped. ``last_conversations`` keeps only the file's
+    last k conversations (PrefEval's SFT recipe trains with those, and tests with the first ones).
     """
     path = Path(path) if path is not None else default_filler_path()
     if not path.exists():
@@ -786,6 +787,8 @@ def load_filler(path: str | Path | None = None) -> Filler:
     col = _Collector()
     data = _read_json_array(path, col) or []
     fmt = "prefeval" if data and isinstance(data[0], dict) else "conversations"
+    if last_conversations is not None:
+        data = data[-last_conversations:] if last_conversations > 0 else []
     pairs = _prefeval_pairs(data, path, col) if fmt == "prefeval" else _conversation_pairs(data, path, col)
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
