@@ -204,6 +204,7 @@ def test_messages_equal_the_originals(paper_run, sample_dir: Path) -> None:
     report = (out / "report.md").read_text()
     assert report.startswith("# PrefEval run — protocol: paper")
     assert "would score" in report and "unjudged here" in report
+    assert "stricter parser disagrees on 0 of" in report  # "B</choice>" after the pre-filled tag reads as B both ways
     config = json.loads((out / "config.json").read_text())
     assert config["protocol"]["name"] == "paper" and "utils/common_utils.py" in config["protocol"]["files"]
     assert config["config"]["max_new_tokens"] == 300 and config["config"]["classification_max_new_tokens"] == 5

@@ -100,9 +100,13 @@ def summarize(records: Sequence[dict[str, Any]], config: Any = None, run_info: d
             parsed = sum(bool(r.get("parsed")) for r in ok)
             correct = sum(bool(r.get("is_correct")) for r in ok)
             lo, hi = _ci(correct, len(ok))
+            strict = [r for r in ok if "answer_lenient" in r]
             cls_cells.append(
                 {
                     **base,
+                    "lenient_compared": len(strict),
+                    "lenient_correct": sum(r["answer_lenient"] == r.get("correct") for r in strict),
+                    "lenient_disagree": sum(r["answer_lenient"] != r.get("answer") for r in strict),
                     "parsed": parsed,
                     "unparsed": len(ok) - parsed,
                     "correct": correct,
@@ -206,6 +210,9 @@ def _pivot(cells: list[dict[str, Any]], n_key: str) -> list[str]:
                 row.append("" if c is None else _acc_cell(c, n_key))
             lines.append(f"| {method} | " + " | ".join(row) + " |")
         lines.append("")
+    if control and not forms:
+        lines += ["**question only** (accuracy, 95% Wilson CI, n)", "", "| method | question only (no context) |", "| --- | --- |"]
+        lines += [f"| {m} | {_acc_cell(c, n_key)} |" for m, c in sorted(control.items())] + [""]
     if control:
         lines += [
             "The question-only control asks the question with no preference and no filler: for generation it is "
@@ -238,7 +245,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
     g, c = summary["generation"], summary["classification"]
     proto = run.get("protocol") or {"name": cfg.get("protocol", "persona-lab")}
     if proto.get("name") == "paper":
-        title = f"# PrefEval run — protocol: paper (the original texts and budgets, read from `{proto.get('checkout')}`)"
+        where = proto.get("checkout") or cfg.get("protocol_dir")
+        title = f"# PrefEval run — protocol: paper (the original texts and budgets, read from `{where}`)"
     else:
         title = "# PrefEval run — protocol: persona-lab (persona-lab's own prompts, budgets and judge)"
     lines = [
@@ -309,6 +317,16 @@ def render_markdown(summary: dict[str, Any]) -> str:
                 f"{_pct(x['accuracy'])} | {ci} | {x['unparsed']} | {x['skipped_context']} | {x['failed']} |"
             )
         lines.append("")
+        n_len = sum(x.get("lenient_compared", 0) for x in c["cells"])
+        if n_len:
+            lines += [
+                f"Parsed with the original rule (the first capital A-D inside the `<choice>` tag, so a reply such as "
+                f"'Arizmendi' reads as A). persona-lab's stricter parser disagrees on "
+                f"{sum(x['lenient_disagree'] for x in c['cells'])} of {n_len} replies and would score "
+                f"{sum(x['lenient_correct'] for x in c['cells'])} correct against "
+                f"{sum(x['correct'] for x in c['cells'])}.",
+                "",
+            ]
     usage = run.get("usage") or {}
     if usage:
         lines += ["## Usage (this invocation)", ""]

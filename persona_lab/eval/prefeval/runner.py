@@ -550,7 +550,7 @@ class PrefEvalRunner:
 
                 letter = paper_extract_choice(out.response)
                 rec["prefill"] = "<choice>"  # the original's pre-filled assistant turn, not sent (see paper.py)
-                rec["answer_lenient"] = lenient
+                rec["answer_lenient"] = parse_choice("<choice>" + out.response, shuffled.options)
             rec.update(
                 {
                     "options": list(shuffled.options),
