@@ -220,7 +220,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                             hint="fix the problems printed above, or omit --filler for the built-in one")
         console.print(f"filler {runner.filler.path}: {runner.filler_source}", highlight=False)
         if runner.paper is not None:
-            console.print(f"protocol paper: texts and budgets read from {runner.paper.checkout}", highlight=False)
+            c = runner.config
+            console.print(
+                f"protocol paper: texts read from {runner.paper.checkout}; answers {c.max_new_tokens} tokens, "
+                f"classification replies {c.classification_max_new_tokens} tokens, its system prompt and option "
+                "shuffle (these replace --max-new-tokens, --reply-max-new-tokens, --words, --system-prompt and --seed)",
+                highlight=False,
+            )
         planned = plan_tests(runner.dataset.select(topics=config.topics, limit=config.limit), config)
         if not planned:
             raise DataError(f"no test to run: the dataset {runner.dataset.root} has {len(runner.dataset.items)} valid "
