@@ -87,7 +87,8 @@ def run_once(model: Any, data_dir: Path, filler: Filler, *, turns: tuple[int, ..
     """One runner pass. Rates use the runner's own loop time (writing the report and plot excluded);
     with ``trace`` the Python heap is traced (slower), for the peak-memory figure."""
     cfg = PrefEvalConfig(backend=model.spec, data_dir=str(data_dir), turns=turns, methods=methods, tasks=tasks, forms=forms,
-                         limit=limit, rag_encoder=encoder, max_new_tokens=max_new_tokens, reply_max_new_tokens=max_new_tokens)
+                         limit=limit, rag_encoder=encoder, max_new_tokens=max_new_tokens, reply_max_new_tokens=max_new_tokens,
+                         controls=False)  # the README figures time the tests at the given turns only
     with tempfile.TemporaryDirectory() as tmp:
         runner = PrefEvalRunner(cfg, CachedChatModel(model, None), Path(tmp) / "run", filler=filler, concurrency=concurrency)
         if trace:
