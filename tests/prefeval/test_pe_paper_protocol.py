@@ -204,6 +204,8 @@ def test_messages_equal_the_originals(paper_run, sample_dir: Path) -> None:
     report = (out / "report.md").read_text()
     assert report.startswith("# PrefEval run — protocol: paper")
     assert "would score" in report and "unjudged here" in report
+    # rows 0, 1, 2 get C, D, C correct under the original rule; 3 items x (3 forms x 2 turns + question-only) x 3 methods
+    assert "Correct letters over all cells: C 42, D 21; answers given: B 63" in report
     assert "stricter parser disagrees on 0 of" in report  # "B</choice>" after the pre-filled tag reads as B both ways
     config = json.loads((out / "config.json").read_text())
     assert config["protocol"]["name"] == "paper" and "utils/common_utils.py" in config["protocol"]["files"]

@@ -104,6 +104,8 @@ def summarize(records: Sequence[dict[str, Any]], config: Any = None, run_info: d
             cls_cells.append(
                 {
                     **base,
+                    "correct_letters": dict(sorted(Counter(str(r.get("correct")) for r in ok).items())),
+                    "answer_letters": dict(sorted(Counter(str(r.get("answer")) for r in ok).items())),
                     "lenient_compared": len(strict),
                     "lenient_correct": sum(r["answer_lenient"] == r.get("correct") for r in strict),
                     "lenient_disagree": sum(r["answer_lenient"] != r.get("answer") for r in strict),
@@ -317,6 +319,15 @@ def render_markdown(summary: dict[str, Any]) -> str:
                 f"{_pct(x['accuracy'])} | {ci} | {x['unparsed']} | {x['skipped_context']} | {x['failed']} |"
             )
         lines.append("")
+        letters: Counter[str] = Counter()
+        answers: Counter[str] = Counter()
+        for x in c["cells"]:
+            letters.update(x.get("correct_letters", {}))
+            answers.update(x.get("answer_letters", {}))
+        if letters:
+            fmt = lambda cnt: ", ".join(f"{k} {v}" for k, v in sorted(cnt.items()))  # noqa: E731
+            lines += [f"Correct letters over all cells: {fmt(letters)}; answers given: {fmt(answers)} "
+                      "(a model that always picks the most frequent correct letter scores its share).", ""]
         n_len = sum(x.get("lenient_compared", 0) for x in c["cells"])
         if n_len:
             lines += [
