@@ -146,6 +146,17 @@ def _validate(args: argparse.Namespace, console: Console) -> int:
             f"about {tokens} tokens (4 chars/token; runs measure with the tested model's tokenizer)",
             highlight=False,
         )
+    if args.protocol == "paper":
+        from persona_lab.eval.prefeval.paper import load_paper_texts
+
+        if not args.protocol_dir:
+            raise ConfigError("--protocol paper needs --protocol-dir <PrefEval checkout>")
+        texts = load_paper_texts(args.protocol_dir)
+        console.print(
+            f"protocol paper: {len(texts.sources)} files read from {texts.checkout} (answers {texts.max_gen_tokens} tokens, "
+            f"classification replies {texts.max_mcq_tokens} tokens)",
+            highlight=False,
+        )
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity == "warning"]
     for p in problems:

@@ -212,6 +212,24 @@ def test_messages_equal_the_originals(paper_run, sample_dir: Path) -> None:
     assert config["config"]["max_new_tokens"] == 300 and config["config"]["classification_max_new_tokens"] == 5
 
 
+def test_validate_reads_the_checkout(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from persona_lab.cli import prefeval as prefeval_cli
+
+    parser = argparse.ArgumentParser()
+    prefeval_cli.add_parser(parser.add_subparsers(dest="command"))
+    checkout = write_checkout(tmp_path / "PrefEval")
+    args = parser.parse_args(["prefeval", "--data", str(tiny_data), "--validate", "--protocol", "paper",
+                              "--protocol-dir", str(checkout)])
+    assert args.func(args) == 0
+    assert "protocol paper: 10 files read from" in " ".join(capsys.readouterr().out.split())
+    args = parser.parse_args(["prefeval", "--data", str(tiny_data), "--validate", "--protocol", "paper",
+                              "--protocol-dir", str(tmp_path)])
+    with pytest.raises(ConfigError, match="not a PrefEval checkout"):
+        args.func(args)
+
+
 def test_checkout_errors_and_rag(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a PrefEval checkout"):
         load_paper_texts(tmp_path)

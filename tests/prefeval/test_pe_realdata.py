@@ -142,6 +142,11 @@ def test_run_names_its_filler_and_reports_controls(tiny_data: Path, tmp_path: Pa
     qo = [r for r in recs if r["form"] == "question-only"]
     assert len(qo) == 3 * 2 * 2 and all(r["control"] == "question-only" for r in qo)  # items x methods x tasks
     assert all(r["context"]["preference_block"] == [] and r["context"]["filler_pairs"] == 0 for r in qo)
+    from persona_lab.simulators.prefeval.context import request_messages
+
+    gen = next(r for r in qo if r["task"] == "generation" and r["method"] == "zero-shot")
+    msgs = request_messages(gen, load_filler(tiny_data / PREFEVAL_FILLER))
+    assert [m["role"] for m in msgs] == ["system", "user"] and msgs[1]["content"].startswith(gen["question"])
     assert {r["turns"] for r in recs if r["form"] != "question-only"} == {0, 3}  # 0 added by the controls
     summary = json.loads((out / "summary.json").read_text())
     assert summary["metrics"]["prefeval/control/question_only/classification/accuracy"] is not None
