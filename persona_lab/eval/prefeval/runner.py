@@ -13,7 +13,9 @@ Record fields (``items.jsonl``, one JSON object a line; the last record of a key
 - ``item_id``, ``topic``, ``row``, ``form`` (explicit, implicit-choice, implicit-persona),
   ``turns`` (N filler pairs), ``paper_turns`` (N + 2), ``method``, ``task`` (generation,
   classification), ``backend`` (spec), ``status`` (``ok``, ``skipped_context`` or ``error``),
-  ``error`` (message, for ``error``).
+  ``error`` (message, for ``error``), ``protocol`` (``persona-lab`` or ``paper``), ``control``
+  (``question-only``: form ``question-only``, the question with no preference and no filler;
+  ``preference-only``: 0 filler pairs; else null).
 - ``preference`` (this form's preference text), ``question``, ``verifiable`` (dict or null).
 - ``context``: ``system`` (system prompt, "" for none), ``preference_block`` (the role/content
   messages revealing the preference; for explicit, the user turn and the model's own reply),
@@ -35,7 +37,9 @@ Record fields (``items.jsonl``, one JSON object a line; the last record of a key
   ``hallucinated``, ``helpful``, ``errors``, ``detail`` with the raw judge answers), ``judges``
   (every verdict made: ``llm`` and/or ``programmatic``) and ``followed`` (copy of the primary).
 - classification only: ``options`` (as shown, A-D), ``order`` (file index of each shown option),
-  ``correct`` (letter), ``answer`` (parsed letter or null), ``parsed``, ``is_correct``.
+  ``correct`` (letter), ``answer`` (parsed letter or null), ``parsed``, ``is_correct``; under the
+  paper protocol also ``prefill`` (the original's pre-filled ``<choice>``, not sent) and
+  ``answer_lenient`` (persona-lab's parser on the same reply; ``answer`` uses the original rule).
 - ``wall_s``, ``time``.
 
 To build SFT data from preference-following answers: keep ``task == "generation"`` and
