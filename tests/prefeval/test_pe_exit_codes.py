@@ -11,7 +11,7 @@ import pytest
 from persona_lab.cli.main import main
 from persona_lab.testing.fake_server import FakeOpenAIServer, Fault
 
-BASE = ["prefeval", "--turns", "0", "--limit", "1", "--tasks", "classification"]
+BASE = ["prefeval", "--turns", "0", "--limit", "1", "--tasks", "classification", "--no-controls"]
 
 
 def test_backend_that_keeps_failing_exits_3(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
