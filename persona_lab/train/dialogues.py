@@ -415,3 +415,98 @@ def token_view(row: DialogueRow, tokenizer: Any, *, max_length: int | None = Non
     if max_length is not None and len(ids) > max_length:
         ids, mask, rewards = ids[-max_length:], mask[-max_length:], rewards[-max_length:]
     return TokenView(tuple(ids), tuple(mask), tuple(rewards), bool(row.done))
+
+
+# --------------------------------------------------------------------------------------------------
+# hindsight regenerations
+
+
+@dataclass
+class RegenerationStats:
+    """What one controller produced: proposals, regenerated rows and their mean reward gain."""
+
+    controller: str
+    parents: int = 0
+    proposals: int = 0
+    regenerated: int = 0
+    cached: int = 0
+    gains: list[float] = field(default_factory=list)
+    failures: int = 0
+
+    @property
+    def mean_gain(self) -> float | None:
+        return sum(self.gains) / len(self.gains) if self.gains else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"controller": self.controller, "parents": self.parents, "proposals": self.proposals,
+                "regenerated": self.regenerated, "cached": self.cached, "failures": self.failures,
+                "mean_gain": self.mean_gain}
+
+
+def regenerate_rows(rows: Iterable[DialogueRow], controller: Any, user: Any, *, seed: int = 0,
+                    below: float = MAX_DONATION, prefix_only: bool = False,
+                    cache: str | os.PathLike[str] | None = None) -> tuple[list[DialogueRow], RegenerationStats]:
+    """Regenerate the original dialogues whose reward is below ``below`` with a hindsight controller.
+
+    The controller reads the public transcript only (the simulator's dialogue too when it is
+    ``privileged``, i.e. the oracle); the user simulator completes the dialogue from the proposed turn
+    with a seed derived from (``seed``, row id, controller), so regenerations are reproducible; the
+    original later persuader turns are replayed. Rewards are clipped to [0, $2].
+
+    Args:
+        rows: the dataset (only ``original`` rows with a ``world`` are regenerated).
+        controller: a :class:`~persona_lab.simulators.persuasion_hindsight.HindsightController`.
+        user: the persuadee simulator.
+        seed: the regeneration seed.
+        below: regenerate dialogues whose reward is below this.
+        prefix_only: the ablation: keep the original turn at the proposed point and only re-simulate
+            the user from there (rows get ``source = prefix_only``).
+        cache: a JSONL file of finished regenerations (keyed by parent, controller, seed, mode); rows
+            found there are reused without calling the controller or the simulator, new ones appended.
+    """
+    from persona_lab.core.io import append_jsonl
+    from persona_lab.core.seeding import derive_seed, stable_hash
+    from persona_lab.simulators.persuasion import regenerate
+    from persona_lab.simulators.persuasion_hindsight import public_transcript
+
+    source = "prefix_only" if prefix_only else "regenerated"
+    stats = RegenerationStats(controller=controller.name)
+    done: dict[str, dict[str, Any] | None] = {}
+    if cache is not None and Path(cache).is_file():
+        for rec in read_jsonl(cache):
+            done[rec["key"]] = rec.get("row")
+    out = []
+    for row in rows:
+        if row.source != "original" or row.world is None or row.reward >= below:
+            continue
+        stats.parents += 1
+        dialogue = row.dialogue()
+        key = stable_hash([row.id, row.seed, row.persuader_turns, controller.name, seed, source], length=24)
+        if key in done:
+            stats.cached += 1
+            cached = done[key]
+            if cached is not None:
+                new_row = parse_row(cached, path=str(cache), row=row.id)
+                stats.proposals += 1
+                stats.regenerated += 1
+                stats.gains.append(new_row.reward - row.reward)
+                out.append(new_row)
+            continue
+        visible = public_transcript(dialogue)
+        proposal = controller.propose(visible, dialogue=dialogue if getattr(controller, "privileged", False) else None)
+        new_row = None
+        if proposal is not None:
+            stats.proposals += 1
+            text = dialogue.exchanges[proposal.turn].agent if prefix_only else proposal.utterance
+            child = regenerate(dialogue, proposal.turn, text, user,
+                               seed=derive_seed("hindsight", seed, row.id, controller.name))
+            new_row = row_from_dialogue(child, id=f"{row.id}/{source}-{controller.name}", seed=row.seed,
+                                        source=source, parent_id=row.id, divergence_turn=proposal.turn,
+                                        controller=controller.name)
+            stats.regenerated += 1
+            stats.gains.append(new_row.reward - row.reward)
+            out.append(new_row)
+        if cache is not None:
+            append_jsonl(cache, {"key": key, "row": None if new_row is None else new_row.to_dict()})
+    stats.failures = int(getattr(controller, "failures", 0))
+    return out, stats
