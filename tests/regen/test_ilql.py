@@ -148,3 +148,40 @@ def test_config_rejects_bad_values() -> None:
         ILQLConfig(tau=1.5)
     with pytest.raises(ConfigError):
         ILQLConfig(sources="original,made_up")
+
+
+class PreferAsking:
+    """A fake value model: the score is the number of donation requests in the candidate."""
+
+    def __init__(self) -> None:
+        self.seen: list[list[dict]] = []
+
+    def score(self, turns, candidates):  # noqa: ANN001, ANN201
+        from persona_lab.simulators.persuasion import detect_ask
+
+        self.seen.append([dict(t) for t in turns])
+        return [float(detect_ask(c)) for c in candidates]
+
+
+def test_ilql_agent_picks_the_best_scored_candidate_and_tracks_the_dialogue() -> None:
+    import gymnasium as gym
+
+    import persona_lab  # noqa: F401
+    from persona_lab.agents import create_agent
+    from persona_lab.simulators.persuasion import detect_ask
+
+    scorer = PreferAsking()
+    agent = create_agent("ilql", "persuasion", None, scorer=scorer, candidates=6, seed=1)
+    env = gym.make("persona_lab/Persuasion-v0", rounds=3)
+    obs, _ = env.reset(seed=0, options={"user_index": 0})
+    action = agent.act(obs)
+    assert agent.step_info["candidates"] > 1 and detect_ask(action)
+    assert scorer.seen[-1] == [{"role": "persuadee", "text": obs["user"]}]
+    obs2, *_ = env.step(action)
+    agent.act(obs2)
+    assert [t["role"] for t in scorer.seen[-1]] == ["persuadee", "persuader", "persuadee"]
+    assert scorer.seen[-1][1]["text"] == action
+    again = create_agent("ilql", "persuasion", None, scorer=PreferAsking(), candidates=6, seed=1)
+    assert again.candidates(obs) == agent.candidates(obs)  # seeded
+    with pytest.raises(ConfigError):
+        create_agent("ilql", "persuasion", None)

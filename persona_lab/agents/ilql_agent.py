@@ -1,0 +1,103 @@
+"""``ilql``: a persuader that re-ranks candidate turns by a trained ILQL value model (best-of-N).
+
+Each turn it samples N candidate turns from the behaviour policy (the injected ChatModel: the base
+model or a BC adapter, prompted like the other LLM persuaders; without a model, N turns drawn from the
+world's public strategy vocabulary) and says the one with the largest ``β · Σ_t (Q̄(h_t)[a_t] − V(h_t))``
+over its tokens (:class:`persona_lab.train.ilql.ILQLScorer`). The dialogue it scores is kept as
+explicit per-episode memory (its own turns and the persuadee replies from the observations).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from persona_lab.agents.base import AGENTS
+from persona_lab.agents.persuasion_agents import (
+    ASK,
+    STRATEGY_LINES,
+    TASK,
+    NoLearningPersuader,
+    PersuaderAgent,
+    persuader_messages,
+)
+from persona_lab.core.errors import ConfigError
+from persona_lab.core.seeding import derive_seed, stable_hash
+from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams
+
+
+class TurnScorer(Protocol):
+    """Scores candidate next persuader turns after the dialogue so far (``{"role", "text"}`` turns)."""
+
+    def score(self, turns: Sequence[Mapping[str, str]], candidates: Sequence[str]) -> list[float]: ...
+
+
+@AGENTS.register("ilql", "persuasion only: best-of-N turns of the behaviour policy, ranked by a trained ILQL value model")
+class ILQLPersuader(PersuaderAgent):
+    """Best-of-N re-ranking by an ILQL advantage.
+
+    Args:
+        task: ``persuasion``.
+        model: the behaviour policy (a ChatModel), or ``None`` for scripted candidates.
+        value_model: an ILQL output folder (``persona-lab train ilql --out``), loaded on first use.
+        scorer: an in-memory :class:`TurnScorer` instead of ``value_model``.
+        candidates: N, the candidate turns per step.
+        temperature: sampling temperature of the behaviour policy's candidates.
+        seed: seeds the candidates (with the dialogue so far), so a rerun samples the same ones.
+        max_new_tokens: budget of each candidate.
+    """
+
+    name = "ilql"
+
+    def __init__(self, task: str = TASK, model: ChatModel | None = None, *, value_model: str | None = None,
+                 scorer: TurnScorer | None = None, candidates: int = 4, temperature: float = 0.8, seed: int = 0,
+                 max_new_tokens: int | None = None) -> None:
+        super().__init__(task, model, max_new_tokens=max_new_tokens)
+        if scorer is None and not value_model:
+            raise ConfigError("the ilql agent needs a trained value model",
+                              hint="pass agent_kwargs value_model=<the --out folder of an ILQL training run>")
+        if candidates < 1:
+            raise ConfigError(f"candidates={candidates}: must be at least 1", hint="N of best-of-N, e.g. 4")
+        self._scorer, self._value_model = scorer, value_model
+        self.n, self.temperature, self.seed = candidates, temperature, seed
+        self._turns: list[dict[str, str]] = []
+
+    @property
+    def scorer(self) -> TurnScorer:
+        if self._scorer is None:
+            from persona_lab.train.ilql import ILQLScorer
+
+            self._scorer = ILQLScorer.load(str(self._value_model))
+        return self._scorer
+
+    def act(self, observation: dict[str, Any]) -> str:
+        if int(observation.get("turn", 0)) == 0:
+            self._turns = []
+        self._turns.append({"role": "persuadee", "text": str(observation.get("user", ""))})
+        options = list(dict.fromkeys(self.candidates(observation)))
+        scores = self.scorer.score(self._turns, options) if len(options) > 1 else [0.0]
+        best = int(np.argmax(scores))
+        self.step_info = {"candidates": len(options), "scores": [round(float(s), 4) for s in scores], "chosen": best}
+        self._turns.append({"role": "persuader", "text": options[best]})
+        return options[best]
+
+    def candidates(self, observation: dict[str, Any]) -> list[str]:
+        """N turns from the behaviour policy (seeded by the dialogue so far)."""
+        key = derive_seed(self.seed, stable_hash(observation.get("dialogue", "")))
+        if self.model is None:
+            rng = np.random.default_rng(key)
+            lines = list(STRATEGY_LINES.values())
+            out = [NoLearningPersuader.scripted(self, observation)]  # type: ignore[arg-type]
+            while len(out) < self.n:
+                picked = [lines[int(i)] for i in rng.choice(len(lines), size=int(rng.integers(1, 3)), replace=False)]
+                out.append(" ".join(picked + ([ASK] if rng.random() < 0.4 else [])))
+            return out
+        messages = persuader_messages(observation)
+        requests = [ChatRequest.of(messages, GenerationParams(max_new_tokens=self.params.max_new_tokens,
+                                                              temperature=self.temperature,
+                                                              seed=derive_seed(key, i)))
+                    for i in range(self.n)]
+        texts = [c.text.strip() for c in self.model.generate(requests)]
+        return [t for t in texts if t] or [NoLearningPersuader.scripted(self, observation)]  # type: ignore[arg-type]
