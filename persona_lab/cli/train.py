@@ -23,8 +23,10 @@ METHOD_HELP = {
     "sft": "supervised fine-tuning on prompt/completion data (TRL SFTTrainer)",
     "dpo": "direct preference optimization on preference pairs (TRL DPOTrainer)",
     "ipo": "identity preference optimization on preference pairs (TRL DPOTrainer, loss_type=ipo)",
+    "kto": "Kahneman-Tversky optimization on desirable/undesirable completions (TRL KTOTrainer)",
+    "ilql": "implicit language Q-learning on persuasion dialogues (persona_lab.train.ilql, offline RL)",
 }
-DATA_KINDS = ("preference", "sft")
+DATA_KINDS = ("preference", "sft", "unpaired")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""LoRA training (SFT, DPO, IPO through TRL + peft) on data built from persona-lab runs.
+"""LoRA training (SFT, DPO, IPO, KTO through TRL + peft; ILQL, our own loop) on data built from persona-lab runs.
 
 Importing this package is cheap: torch, transformers, peft and trl load when training starts.
 """
@@ -13,20 +13,26 @@ from persona_lab.train.data import (
     sft_from_prefeval_run,
 )
 from persona_lab.train.dpo import DPOTrainConfig, make_dpo_trainer, train_dpo
+from persona_lab.train.ilql import ILQLConfig, train_ilql
 from persona_lab.train.ipo import IPOTrainConfig, make_ipo_trainer, train_ipo
+from persona_lab.train.kto import KTOTrainConfig, train_kto
 from persona_lab.train.sft import SFTTrainConfig, make_sft_trainer, train_sft
 
 METHODS = {
     "sft": (SFTTrainConfig, train_sft),
     "dpo": (DPOTrainConfig, train_dpo),
     "ipo": (IPOTrainConfig, train_ipo),
+    "kto": (KTOTrainConfig, train_kto),
+    "ilql": (ILQLConfig, train_ilql),
 }
 
 __all__ = [
     "METHODS",
     "PreparedRun",
     "DPOTrainConfig",
+    "ILQLConfig",
     "IPOTrainConfig",
+    "KTOTrainConfig",
     "SFTTrainConfig",
     "TrainConfig",
     "TrainResult",
@@ -42,6 +48,8 @@ __all__ = [
     "sft_from_edit_run",
     "sft_from_prefeval_run",
     "train_dpo",
+    "train_ilql",
     "train_ipo",
+    "train_kto",
     "train_sft",
 ]

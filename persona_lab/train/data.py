@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("preference", "sft")
+KINDS = ("preference", "sft", "unpaired")
 ROLES = ("system", "user", "assistant", "tool")
 TRANSITIONS_FILE = "transitions.jsonl"
 PREFEVAL_FILE = "items.jsonl"
@@ -58,6 +58,8 @@ SFT_LAYOUTS: dict[str, tuple[str, ...]] = {
     "messages": ("messages",),
     "text": ("text",),
 }
+UNPAIRED_LAYOUTS: dict[str, tuple[str, ...]] = {"unpaired": ("prompt", "completion", "label")}  # KTO
+LAYOUTS = {"preference": PREFERENCE_LAYOUTS, "sft": SFT_LAYOUTS, "unpaired": UNPAIRED_LAYOUTS}
 EDIT_META = ("env_id", "user_id", "doc_id", "episode", "round", "cost")
 
 
@@ -108,7 +110,7 @@ def record_format(record: Any, kind: str, *, path: str, row: int | str | None) -
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if not isinstance(record, Mapping):
         raise _where(path, row, None, f"expected a JSON object, got {type(record).__name__}")
-    layouts = PREFERENCE_LAYOUTS if kind == "preference" else SFT_LAYOUTS
+    layouts = LAYOUTS[kind]
     layout = next((name for name, cols in layouts.items() if all(c in record for c in cols)), None)
     if layout is None:
         wanted = " or ".join("{" + ", ".join(cols) + "}" for cols in layouts.values())
@@ -119,6 +121,10 @@ def record_format(record: Any, kind: str, *, path: str, row: int | str | None) -
             hint="see TRL's dataset formats: https://huggingface.co/docs/trl/dataset_formats",
         )
     cols = layouts[layout]
+    if layout == "unpaired":
+        if not isinstance(record["label"], bool):
+            raise _where(path, row, "label", f"expected true or false, got {record['label']!r}")
+        cols = ("prompt", "completion")
     styles = {c: _field_style(record[c], path=path, row=row, fieldname=c) for c in cols}
     if len(set(styles.values())) > 1:
         conv = [c for c, s in styles.items() if s == "conversational"]
@@ -154,7 +160,7 @@ def check_dataset(dataset: Dataset, *, kind: str, source: str) -> str:
 
 def trl_columns(dataset: Dataset, *, kind: str) -> Dataset:
     """Keep only the columns TRL's trainer for ``kind`` reads (metadata columns are dropped)."""
-    layouts = PREFERENCE_LAYOUTS if kind == "preference" else SFT_LAYOUTS
+    layouts = LAYOUTS[kind]
     names = set(dataset.column_names)
     for cols in layouts.values():
         if all(c in names for c in cols):

@@ -192,3 +192,20 @@ def test_learner_views_of_the_same_data(rows: list) -> None:
     assert pairs and all(p["chosen"] != p["rejected"] for p in pairs)
     kto = kto_examples(data)
     assert {e["label"] for e in kto} == {True, False}
+
+
+def test_kto_rows_validate_and_train_a_step(rows: list, tmp_path: Path) -> None:
+    from datasets import Dataset
+
+    from persona_lab.testing.tiny import tiny_chat_model
+    from persona_lab.train.data import check_dataset
+    from persona_lab.train.kto import KTOTrainConfig, train_kto
+
+    data = Dataset.from_list(kto_examples(rows[:4]))
+    assert check_dataset(data, kind="unpaired", source="mem") == "unpaired/conversational"
+    with pytest.raises(DataError):
+        check_dataset(Dataset.from_list([{**kto_examples(rows[:1])[0], "label": "yes"}]), kind="unpaired", source="mem")
+    model, tok = tiny_chat_model(seed=0)
+    result = train_kto(KTOTrainConfig(out=str(tmp_path / "kto"), max_steps=1, batch_size=2, device="cpu",
+                                      max_length=512), dataset=data, model=model, tokenizer=tok)
+    assert result.steps == 1 and (tmp_path / "kto" / "adapter_config.json").is_file()
