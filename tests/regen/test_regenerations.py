@@ -201,11 +201,12 @@ def test_kto_rows_validate_and_train_a_step(rows: list, tmp_path: Path) -> None:
     from persona_lab.train.data import check_dataset
     from persona_lab.train.kto import KTOTrainConfig, train_kto
 
-    data = Dataset.from_list(kto_examples(rows[:4]))
+    short = [e for e in kto_examples(rows) if sum(len(m["content"]) for m in e["prompt"]) < 800]
+    data = Dataset.from_list([*[e for e in short if e["label"]][:2], *[e for e in short if not e["label"]][:2]])
     assert check_dataset(data, kind="unpaired", source="mem") == "unpaired/conversational"
     with pytest.raises(DataError):
         check_dataset(Dataset.from_list([{**kto_examples(rows[:1])[0], "label": "yes"}]), kind="unpaired", source="mem")
     model, tok = tiny_chat_model(seed=0)
     result = train_kto(KTOTrainConfig(out=str(tmp_path / "kto"), max_steps=1, batch_size=2, device="cpu",
-                                      max_length=512), dataset=data, model=model, tokenizer=tok)
+                                      max_length=1024), dataset=data, model=model, tokenizer=tok)
     assert result.steps == 1 and (tmp_path / "kto" / "adapter_config.json").is_file()
