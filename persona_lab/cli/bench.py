@@ -43,6 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_timeout_arg(q)
     add_cache_args(q)
     q.set_defaults(func=run_prelude)
+    from persona_lab.cli.bench_regen import add_regen_parser
+
+    add_regen_parser(bsub)
     return p
 
 
