@@ -81,7 +81,7 @@ class RegenBenchConfig:
 def quick(out: str, **overrides: Any) -> RegenBenchConfig:
     """The ``--quick`` size (a 2-core CPU with SmolLM2-135M, about 20 minutes when idle)."""
     values: dict[str, Any] = dict(warm_episodes=16, warm_steps=20, train_episodes=16, eval_episodes=12, rounds=3,
-                                  steps=10, batch_size=2, max_length=640, max_new_tokens=40, candidates=3)
+                                  steps=10, batch_size=2, max_length=640, max_new_tokens=32, candidates=3)
     values.update(overrides)
     return RegenBenchConfig(out=out, **values)
 
@@ -97,7 +97,8 @@ def _run(out: Path, config: RunConfig, *, cache: bool, cache_dir: str | None) ->
     done = out / "summary.json"
     if done.is_file() and json.loads(done.read_text()).get("episodes") == config.episodes:
         return json.loads(done.read_text())
-    return Runner(config, out, cache=cache, cache_dir=cache_dir).run(resume=(out / "config.json").exists()).summary
+    runner = Runner(config, out, concurrency=4, cache=cache, cache_dir=cache_dir)  # the hf backend batches them
+    return runner.run(resume=(out / "config.json").exists()).summary
 
 
 def run_regen_bench(cfg: RegenBenchConfig, *, cache: bool = True, cache_dir: str | None = None,
