@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +32,7 @@ from typing import Any
 
 from persona_lab.core.errors import DataError
 from persona_lab.core.io import atomic_write_text, read_jsonl
-from persona_lab.simulators.persuasion import (
-    MAX_DONATION,
-    Dialogue,
-    Exchange,
-    PersuadeePersona,
-    PersuadeeState,
-    initial_state,
-)
+from persona_lab.simulators.persuasion import MAX_DONATION, Dialogue
 
 SOURCES = ("original", "regenerated", "prefix_only")
 TURN_ROLES = ("persuadee", "persuader")
@@ -124,55 +116,25 @@ def clip_reward(value: float) -> float:
 # from run directories
 
 
-def _field(rec: Any, name: str) -> Any:
-    """Read a record field whether records are dicts or ``TransitionRecord`` objects."""
-    return rec[name] if isinstance(rec, Mapping) else getattr(rec, name)
-
-
-def dialogue_from_records(records: Sequence[Any]) -> Dialogue:
-    """One episode's :class:`Dialogue` from its run records (the logic of the persuasion metrics')."""
-    recs = sorted(records, key=lambda r: _field(r, "round"))
-    first = recs[0]
-    persona = PersuadeePersona.from_dict(_field(first, "privileged")["persona"])
-    exchanges = tuple(
-        Exchange(_field(r, "action"), _field(r, "info")["user_reply"],
-                 PersuadeeState.from_dict(_field(r, "privileged")["state"]), int(_field(r, "privileged")["seed"]),
-                 {k: _field(r, "privileged")[k] for k in ("strategies", "answered", "asked")
-                  if k in _field(r, "privileged")})
-        for r in recs
-    )
-    obs = _field(first, "observation")
-    return Dialogue(persona, obs["user"], initial_state(persona), exchanges, int(obs["turns_left"]))
-
-
-def _read_run_records(run: Path) -> list[Any]:
-    try:
-        from persona_lab.core.records import read_records  # the env contract's typed records
-    except ImportError:  # pragma: no cover - before the contract lands
-        return list(read_jsonl(run / "transitions.jsonl"))
-    return list(read_records(run))
-
-
 def rows_from_run(run: str | os.PathLike[str], *, prefix: str | None = None) -> list[DialogueRow]:
-    """The finished dialogues of a ``Persuasion-v0`` run directory, one original row per episode."""
+    """The finished dialogues of a ``Persuasion-v0`` run directory (read as ``TransitionRecord``s), one
+    original row per episode."""
+    from persona_lab.core.records import episodes, read_records
+    from persona_lab.simulators.persuasion import dialogue_from_records
+
     run = Path(run)
     if not (run / "transitions.jsonl").is_file():
         raise DataError("no transitions.jsonl here", path=str(run),
                         hint="pass the --out folder of `persona-lab run --env persona_lab/Persuasion-v0`")
-    by_episode: dict[int, list[Any]] = defaultdict(list)
-    for rec in _read_run_records(run):
-        if "Persuasion" not in str(_field(rec, "env_id")):
-            raise DataError(f"record of env {_field(rec, 'env_id')!r}, not Persuasion-v0", path=str(run),
-                            row=f"episode {_field(rec, 'episode')}", field="env_id")
-        by_episode[int(_field(rec, "episode"))].append(rec)
     prefix = run.name if prefix is None else prefix
     rows = []
-    for episode, recs in sorted(by_episode.items()):
-        last = max(recs, key=lambda r: _field(r, "round"))
-        if not (_field(last, "terminated") or _field(last, "truncated")):
+    for episode, recs in episodes(read_records(run)).items():
+        if "Persuasion" not in recs[0].env_id:
+            raise DataError(f"record of env {recs[0].env_id!r}, not Persuasion-v0", path=str(run),
+                            row=f"episode {episode}", field="env_id")
+        if not recs[-1].ended:
             continue  # an episode cut short by a kill: no final reward
-        rows.append(row_from_dialogue(dialogue_from_records(recs), id=f"{prefix}/e{episode}",
-                                      seed=int(_field(recs[0], "seed"))))
+        rows.append(row_from_dialogue(dialogue_from_records(recs), id=f"{prefix}/e{episode}", seed=recs[0].seed))
     return rows
 
 
