@@ -41,7 +41,9 @@ class ILQLPersuader(PersuaderAgent):
     Args:
         task: ``persuasion``.
         model: the behaviour policy (a ChatModel), or ``None`` for scripted candidates.
-        value_model: an ILQL output folder (``persona-lab train ilql --out``), loaded on first use.
+        value_model: an ILQL output folder (``persona-lab train ilql --out``), loaded on first use. Without
+            one (nor ``scorer``) the agent is the behaviour policy alone (its first candidate), and its
+            step info says ``"value_model": null``.
         scorer: an in-memory :class:`TurnScorer` instead of ``value_model``.
         candidates: N, the candidate turns per step.
         temperature: sampling temperature of the behaviour policy's candidates.
@@ -55,9 +57,6 @@ class ILQLPersuader(PersuaderAgent):
                  scorer: TurnScorer | None = None, candidates: int = 4, temperature: float = 0.8, seed: int = 0,
                  max_new_tokens: int | None = None) -> None:
         super().__init__(task, model, max_new_tokens=max_new_tokens)
-        if scorer is None and not value_model:
-            raise ConfigError("the ilql agent needs a trained value model",
-                              hint="pass agent_kwargs value_model=<the --out folder of an ILQL training run>")
         if candidates < 1:
             raise ConfigError(f"candidates={candidates}: must be at least 1", hint="N of best-of-N, e.g. 4")
         self._scorer, self._value_model = scorer, value_model
@@ -65,8 +64,8 @@ class ILQLPersuader(PersuaderAgent):
         self._turns: list[dict[str, str]] = []
 
     @property
-    def scorer(self) -> TurnScorer:
-        if self._scorer is None:
+    def scorer(self) -> TurnScorer | None:
+        if self._scorer is None and self._value_model:
             from persona_lab.train.ilql import ILQLScorer
 
             self._scorer = ILQLScorer.load(str(self._value_model))
@@ -76,10 +75,14 @@ class ILQLPersuader(PersuaderAgent):
         if int(observation.get("turn", 0)) == 0:
             self._turns = []
         self._turns.append({"role": "persuadee", "text": str(observation.get("user", ""))})
+        scorer = self.scorer
         options = list(dict.fromkeys(self.candidates(observation)))
-        scores = self.scorer.score(self._turns, options) if len(options) > 1 else [0.0]
+        if scorer is None:
+            options = options[:1]
+        scores = scorer.score(self._turns, options) if scorer is not None and len(options) > 1 else [0.0] * len(options)
         best = int(np.argmax(scores))
-        self.step_info = {"candidates": len(options), "scores": [round(float(s), 4) for s in scores], "chosen": best}
+        self.step_info = {"candidates": len(options), "scores": [round(float(s), 4) for s in scores], "chosen": best,
+                          "value_model": self._value_model or (type(scorer).__name__ if scorer else None)}
         self._turns.append({"role": "persuader", "text": options[best]})
         return options[best]
 

@@ -183,5 +183,7 @@ def test_ilql_agent_picks_the_best_scored_candidate_and_tracks_the_dialogue() ->
     assert scorer.seen[-1][1]["text"] == action
     again = create_agent("ilql", "persuasion", None, scorer=PreferAsking(), candidates=6, seed=1)
     assert again.candidates(obs) == agent.candidates(obs)  # seeded
+    plain = create_agent("ilql", "persuasion", None)  # no value model: the behaviour policy alone
+    assert plain.act(obs) == plain.candidates(obs)[0] and plain.step_info["value_model"] is None
     with pytest.raises(ConfigError):
-        create_agent("ilql", "persuasion", None)
+        create_agent("ilql", "persuasion", None, scorer=scorer, candidates=0)
