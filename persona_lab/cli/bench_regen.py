@@ -16,7 +16,7 @@ def add_regen_parser(bsub: argparse._SubParsersAction) -> argparse.ArgumentParse
 
     q = bsub.add_parser("regen", help="hindsight regenerations + BC, DPO, KTO and ILQL on Persuasion-v0 (held-out CIs)")
     q.add_argument("--out", default="results/regen", help="results folder (default results/regen); rerun to resume")
-    q.add_argument("--quick", action="store_true", help="the reduced size (16 dialogues, 12 held-out per arm, 10 steps)")
+    q.add_argument("--quick", action="store_true", help="the reduced size (12 dialogues, 10 held-out per arm, 6 steps per learner)")
     q.add_argument("--base", default="smollm2-135m", help="base model: packaged name, folder or hub id")
     q.add_argument("--no-warm-start", action="store_true", help="skip the SFT warm start on scripted persuader turns")
     q.add_argument("--train-episodes", type=int, default=None, help="collected dialogues")

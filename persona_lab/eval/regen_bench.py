@@ -79,9 +79,10 @@ class RegenBenchConfig:
 
 
 def quick(out: str, **overrides: Any) -> RegenBenchConfig:
-    """The ``--quick`` size (a 2-core CPU with SmolLM2-135M, about 20 minutes when idle)."""
-    values: dict[str, Any] = dict(warm_episodes=16, warm_steps=20, train_episodes=16, eval_episodes=12, rounds=3,
-                                  steps=10, batch_size=2, max_length=640, max_new_tokens=32, candidates=3)
+    """The ``--quick`` size: small enough for SmolLM2-135M on a 2-core CPU (tens of minutes; far too small
+    for a conclusive comparison)."""
+    values: dict[str, Any] = dict(warm_episodes=12, warm_steps=12, train_episodes=12, eval_episodes=10, rounds=3,
+                                  steps=6, batch_size=2, max_length=512, max_new_tokens=24, candidates=2)
     values.update(overrides)
     return RegenBenchConfig(out=out, **values)
 
