@@ -185,7 +185,8 @@ def run_regen_bench(cfg: RegenBenchConfig, *, cache: bool = True, cache_dir: str
         if not data or (method == "kto" and len({e["label"] for e in data}) < 2):
             trained[arm], notes[arm] = None, "no training examples (skipped)"
             continue
-        say(f"train: {arm} ({method}, {len(data)} examples)")
+        cached = (folder / ("ilql_heads.safetensors" if method == "ilql" else "adapter_config.json")).is_file()
+        say(f"train: {arm} ({method}, {len(data)} examples){' (cached)' if cached else ''}")
         try:
             if method == "ilql":
                 _train_ilql(folder, cfg, data)
