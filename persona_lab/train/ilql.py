@@ -29,7 +29,8 @@ best-of-N with the advantage, so no custom ``generate`` is needed.
 
 A finished run leaves in ``out``: the LoRA adapter (``adapter_config.json``, ``adapter_model.safetensors``),
 ``ilql_heads.safetensors`` (Q, target Q and V heads), ``train_config.json`` (the resolved config, versions,
-git revision), ``summary.json``, ``log_history.jsonl`` and ``loss_curve.png``.
+git revision), ``summary.json``, ``log_history.jsonl``, ``loss_curve.png`` and, with ``save_steps``,
+``checkpoint-<step>/`` folders holding the same adapter, heads and config.
 """
 
 from __future__ import annotations
@@ -400,6 +401,8 @@ def train_ilql(config: ILQLConfig, *, rows: Sequence[DialogueRow] | None = None,
         tokens += sum(len(v.input_ids) for v in batch)
         if on_log is not None and (run.step % config.logging_steps == 0 or run.step == total):
             on_log({**record, "max_steps": total})
+        if config.save_steps and run.step % config.save_steps == 0 and run.step < total:
+            save_ilql(run, out / f"checkpoint-{run.step}")  # each with its own train_config.json
     wall = time.perf_counter() - start
     save_ilql(run, out)
     losses = [(r["step"], r["loss"]) for r in run.history]

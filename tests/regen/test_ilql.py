@@ -131,11 +131,12 @@ def test_train_saves_config_beside_checkpoint_and_scorer_ranks(tmp_path: Path) -
     model.save_pretrained(base)
     tok.save_pretrained(base)
     out = tmp_path / "ilql"
-    config = ILQLConfig(base=str(base), out=str(out), device="cpu", batch_size=2, max_steps=2, head_rank=4)
+    config = ILQLConfig(base=str(base), out=str(out), device="cpu", batch_size=2, max_steps=2, head_rank=4, save_steps=1)
     result = train_ilql(config, rows=_rows())
     assert result.steps == 2 and (out / HEADS_FILE).is_file() and (out / "adapter_config.json").is_file()
     saved = json.loads((out / "train_config.json").read_text())["config"]
     assert saved["method"] == "ilql" and saved["gamma"] == 0.99 and saved["head_rank"] == 4
+    assert (out / "checkpoint-1" / HEADS_FILE).is_file() and (out / "checkpoint-1" / "train_config.json").is_file()
     with pytest.raises(ConfigError):
         train_ilql(config, rows=_rows())
     scorer = ILQLScorer.load(out)
