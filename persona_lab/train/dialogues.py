@@ -329,20 +329,15 @@ def chat_messages(turns: Sequence[Turn] | Sequence[Mapping[str, str]]) -> list[d
     return out
 
 
-def agent_spans(tokenizer: Any, messages: Sequence[Mapping[str, str]], *, open_last: bool = False
-                ) -> tuple[list[int], list[tuple[int, int, int]]]:
+def agent_spans(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> tuple[list[int], list[tuple[int, int, int]]]:
     """Tokenize the chat-templated ``messages`` and find each assistant turn's tokens.
 
     Returns the ids and, per assistant message, ``(message index, first token, last token)`` where the
-    last token is the turn's end-of-turn token (or the last content token when ``open_last`` leaves
-    the final assistant turn without one). Tokens are found by character offsets in the rendered text,
-    so the ids are exactly those of tokenizing the whole rendered dialogue at once.
+    last token is the turn's end-of-turn token when the template puts one right after the text.
+    Tokens are found by character offsets in the rendered text, so the ids are exactly those of
+    tokenizing the whole rendered dialogue at once (training and acting see the same ids).
     """
     text = tokenizer.apply_chat_template(list(messages), tokenize=False)
-    if open_last:
-        end = tokenizer.eos_token or ""
-        if end and messages[-1]["content"] + end in text:
-            text = text[: text.rindex(messages[-1]["content"] + end) + len(messages[-1]["content"])]
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
     spans, pos = [], 0

@@ -124,19 +124,12 @@ def _help(name: str) -> str:
 # 2. heads
 
 
-def _nn() -> Any:
-    import torch.nn as nn
-
-    return nn
-
-
 def make_heads(hidden: int, vocab: int, rank: int, *, seed: int = 0) -> Any:
     """Two Q heads, their target copies and a V head (an ``nn.Module``; built here so that importing
     this file does not import torch)."""
     import torch
     import torch.nn.functional as F
-
-    nn = _nn()
+    from torch import nn
 
     class QHead(nn.Module):
         """Q(h, ·) over the vocabulary: full ``Linear(d, |V|)``, or low-rank through the output embedding."""
