@@ -113,9 +113,9 @@ def run_regen_bench(cfg: RegenBenchConfig, *, cache: bool = True, cache_dir: str
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     stored = out / "bench_config.json"
-    if stored.is_file() and json.loads(stored.read_text()) != json.loads(json.dumps(cfg.to_dict())):
+    if stored.is_file() and _settings(json.loads(stored.read_text())) != _settings(json.loads(json.dumps(cfg.to_dict()))):
         raise ConfigError(f"{out} holds a bench regen run with other settings",
-                          hint="rerun with the same flags to resume, or choose a new --out")
+                          hint="rerun with the same flags to resume (--arms may differ), or choose a new --out")
     atomic_write_json(stored, cfg.to_dict())
     train_env = {"population_seed": cfg.train_population}
     agent_kw = {"max_new_tokens": cfg.max_new_tokens}
@@ -227,6 +227,12 @@ def run_regen_bench(cfg: RegenBenchConfig, *, cache: bool = True, cache_dir: str
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", results_markdown(results))
     return results
+
+
+def _settings(stored: dict[str, Any]) -> dict[str, Any]:
+    """What cached stages depend on: everything but the arms (each arm's files are its own, so a
+    rerun may add or drop arms)."""
+    return {k: v for k, v in stored.items() if k != "arms"}
 
 
 def _sft(rows: Sequence[Any]) -> list[dict[str, Any]]:

@@ -37,6 +37,9 @@ def test_bench_regen_runs_every_stage_and_resumes(tmp_path: Path) -> None:
     assert {p: p.stat().st_mtime_ns for p in out.rglob("transitions.jsonl")} == before  # nothing re-run
     with pytest.raises(ConfigError):
         run_regen_bench(RegenBenchConfig(**{**cfg.__dict__, "rounds": 3}))
+    fewer = run_regen_bench(RegenBenchConfig(**{**cfg.__dict__, "arms": ("no-learning", "bc")}),
+                            cache_dir=str(tmp_path / "cache"))  # arms may change on a rerun: all cached
+    assert fewer["arms"] == {k: results["arms"][k] for k in ("no-learning", "bc")}
 
 
 def test_table_lists_arms_controllers_and_skips() -> None:
