@@ -1,9 +1,9 @@
 """``ilql``: a persuader that re-ranks candidate turns by a trained ILQL value model (best-of-N).
 
 Each turn it samples N candidate turns from the behaviour policy (the injected ChatModel: the base
-model or a BC adapter, prompted like the other LLM persuaders; without a model, N turns drawn from the
-world's public strategy vocabulary) and says the one with the largest ``β · Σ_t (Q̄(h_t)[a_t] − V(h_t))``
-over its tokens (:class:`persona_lab.train.ilql.ILQLScorer`). The dialogue it scores is kept as
+model or a BC adapter, prompted like the other LLM persuaders; without a model, the generic pitch plus
+random mixes of the world's public strategy lines, objection answers and the request) and says the
+one with the largest ``β · Σ_t (Q̄(h_t)[a_t] − V(h_t))`` over its tokens (:class:`persona_lab.train.ilql.ILQLScorer`). The dialogue it scores is kept as
 explicit per-episode memory (its own turns and the persuadee replies from the observations).
 """
 
@@ -26,6 +26,7 @@ from persona_lab.agents.persuasion_agents import (
 from persona_lab.core.errors import ConfigError
 from persona_lab.core.seeding import derive_seed, stable_hash
 from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams
+from persona_lab.simulators.persuasion import OBJECTIONS
 
 
 class TurnScorer(Protocol):
@@ -91,7 +92,7 @@ class ILQLPersuader(PersuaderAgent):
         key = derive_seed(self.seed, stable_hash(observation.get("dialogue", "")))
         if self.model is None:
             rng = np.random.default_rng(key)
-            lines = list(STRATEGY_LINES.values())
+            lines = list(STRATEGY_LINES.values()) + [o.counter for o in OBJECTIONS.values()]
             out = [NoLearningPersuader.scripted(self, observation)]  # type: ignore[arg-type]
             while len(out) < self.n:
                 picked = [lines[int(i)] for i in rng.choice(len(lines), size=int(rng.integers(1, 3)), replace=False)]

@@ -18,11 +18,17 @@ def add_regen_parser(bsub: argparse._SubParsersAction) -> argparse.ArgumentParse
     q.add_argument("--out", default="results/regen", help="results folder (default results/regen); rerun to resume")
     q.add_argument("--quick", action="store_true", help="the reduced size (12 dialogues, 10 held-out per arm, 6 steps per learner)")
     q.add_argument("--base", default="smollm2-135m", help="base model: packaged name, folder or hub id")
+    q.add_argument("--policy", default=None, choices=["llm", "scripted"],
+                   help="llm (default): the base model persuades; scripted: scripted persuaders, ILQL re-ranks "
+                        "scripted candidates, BC/DPO/KTO skipped (pair with --base tiny-random for a CPU minute)")
+    q.add_argument("--head-rank", type=int, default=None, help="ILQL Q-head rank (0: full vocabulary heads)")
+    q.add_argument("--candidates", type=int, default=None, help="ILQL best-of-N")
     q.add_argument("--no-warm-start", action="store_true", help="skip the SFT warm start on scripted persuader turns")
     q.add_argument("--train-episodes", type=int, default=None, help="collected dialogues")
     q.add_argument("--eval-episodes", type=int, default=None, help="held-out persuadees per arm")
     q.add_argument("--rounds", type=int, default=None, help="persuader turns per dialogue")
     q.add_argument("--steps", type=int, default=None, help="optimizer steps per learner")
+    q.add_argument("--batch-size", type=int, default=None, help="batch size per learner")
     q.add_argument("--max-length", type=int, default=None, help="token budget per training sequence")
     q.add_argument("--controllers", nargs="+", default=None, choices=CONTROLLERS, help="hindsight controllers")
     q.add_argument("--arms", nargs="+", default=None, choices=ARMS, help="table rows (default: all)")
@@ -37,7 +43,8 @@ def run_regen(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in {
         "base": args.base, "warm_start": not args.no_warm_start, "train_episodes": args.train_episodes,
-        "eval_episodes": args.eval_episodes, "rounds": args.rounds, "steps": args.steps, "max_length": args.max_length, "device": args.device,
+        "eval_episodes": args.eval_episodes, "rounds": args.rounds, "steps": args.steps, "batch_size": args.batch_size, "max_length": args.max_length, "policy": args.policy, "head_rank": args.head_rank,
+        "candidates": args.candidates, "device": args.device,
         "controllers": tuple(args.controllers) if args.controllers else None,
         "arms": tuple(args.arms) if args.arms else None}.items() if v is not None}
     cfg = quick(args.out, **overrides) if args.quick else RegenBenchConfig(out=args.out, **overrides)

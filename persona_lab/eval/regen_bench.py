@@ -42,7 +42,11 @@ class RegenBenchConfig:
     """What ``persona-lab bench regen`` runs (saved to ``<out>/bench_config.json``)."""
 
     out: str = field(metadata={"help": "results folder"})
-    base: str = field(default="smollm2-135m", metadata={"help": "base model (packaged name, folder or hub id)"})
+    base: str = field(default="smollm2-135m", metadata={"help": "base model (packaged name, folder or hub id), or "
+                                                                "tiny-random: a random tiny Llama built in code"})
+    policy: str = field(default="llm", metadata={"help": "llm: the base model persuades in every arm; scripted: the "
+                                                        "scripted persuaders, and the ilql agent re-ranks scripted "
+                                                        "candidates (BC/DPO/KTO need an LLM and are skipped)"})
     warm_start: bool = field(default=True, metadata={"help": "SFT warm start on scripted persuader turns first"})
     warm_episodes: int = field(default=24, metadata={"help": "scripted dialogues of the warm start"})
     warm_steps: int = field(default=30, metadata={"help": "SFT steps of the warm start"})
@@ -60,9 +64,12 @@ class RegenBenchConfig:
     max_length: int = field(default=768, metadata={"help": "token budget per training sequence"})
     max_new_tokens: int = field(default=48, metadata={"help": "persuader turn budget"})
     candidates: int = field(default=4, metadata={"help": "ILQL best-of-N"})
+    head_rank: int = field(default=64, metadata={"help": "ILQL Q-head rank (0: full vocabulary heads)"})
     device: str = field(default="auto", metadata={"help": "training device"})
 
     def __post_init__(self) -> None:
+        if self.policy not in ("llm", "scripted"):
+            raise ConfigError(f"policy={self.policy!r}", hint="use llm or scripted")
         bad = [a for a in self.arms if a not in ARMS]
         if bad:
             raise ConfigError(f"unknown bench regen arms {bad}", hint=f"choose from {', '.join(ARMS)}")
@@ -119,10 +126,20 @@ def run_regen_bench(cfg: RegenBenchConfig, *, cache: bool = True, cache_dir: str
     atomic_write_json(stored, cfg.to_dict())
     train_env = {"population_seed": cfg.train_population}
     agent_kw = {"max_new_tokens": cfg.max_new_tokens}
+    llm = cfg.policy == "llm"
+    base = cfg.base
+    if base == "tiny-random":
+        from persona_lab.testing.tiny import save_tiny_model
+
+        folder = out / "tiny-random"
+        if not (folder / "config.json").is_file():
+            save_tiny_model(folder, seed=cfg.seed, max_positions=8192)
+        base = str(folder)
+        cfg = RegenBenchConfig(**{**cfg.__dict__, "base": base})
 
     # 1. warm start
     policy_adapter: Path | None = None
-    if cfg.warm_start:
+    if cfg.warm_start and llm:
         policy_adapter = out / "warm"
         if not (policy_adapter / "adapter_config.json").is_file():
             say("warm start: scripted persuader dialogues")
@@ -132,14 +149,15 @@ def run_regen_bench(cfg: RegenBenchConfig, *, cache: bool = True, cache_dir: str
                  cache=cache, cache_dir=cache_dir)
             say("warm start: SFT")
             _train("sft", policy_adapter, cfg, _sft(rows_from_run(scripted)), base=cfg.base, steps=cfg.warm_steps)
-    policy = _hf(cfg.base, policy_adapter)
+    policy = _hf(cfg.base, policy_adapter) if llm else "scripted"
     base_for_learners = cfg.base if policy_adapter is None else f"hf:{cfg.base}+{policy_adapter}"
 
     # 2. collect
     say("collect: base persuader dialogues")
     collect = out / "runs" / "collect"
     _run(collect, RunConfig(env_id=ENV_ID, agent="no-learning", backend=policy, user="scripted", rounds=cfg.rounds,
-                            episodes=cfg.train_episodes, seed=cfg.seed, env_kwargs=train_env, agent_kwargs=agent_kw),
+                            episodes=cfg.train_episodes, seed=cfg.seed, env_kwargs=train_env,
+                            agent_kwargs=agent_kw if llm else {}),
          cache=cache, cache_dir=cache_dir)
     originals = rows_from_run(collect, prefix="collect")
 
@@ -151,6 +169,8 @@ def run_regen_bench(cfg: RegenBenchConfig, *, cache: bool = True, cache_dir: str
         say(f"regenerate: {name} controller")
         model = None
         if name == "llm":
+            if not llm:
+                raise ConfigError("the llm controller needs an LLM", hint="use policy=llm, or controllers scripted/oracle")
             from persona_lab.models import CachedChatModel, ResponseCache, UsageMeter, create_backend
 
             model = CachedChatModel(create_backend(policy), ResponseCache(cache_dir) if cache else None, UsageMeter())
@@ -182,6 +202,9 @@ def run_regen_bench(cfg: RegenBenchConfig, *, cache: bool = True, cache_dir: str
             continue
         method, data = datasets[arm]
         folder = out / "adapters" / arm
+        if method != "ilql" and not llm:
+            trained[arm], notes[arm] = None, "needs an LLM persuader (policy=llm)"
+            continue
         if not data or (method == "kto" and len({e["label"] for e in data}) < 2):
             trained[arm], notes[arm] = None, "no training examples (skipped)"
             continue
@@ -206,7 +229,7 @@ def run_regen_bench(cfg: RegenBenchConfig, *, cache: bool = True, cache_dir: str
         if arm in trained and trained[arm] is None:
             continue
         say(f"evaluate: {arm}")
-        agent, backend, kwargs = "no-learning", policy, dict(agent_kw)
+        agent, backend, kwargs = "no-learning", policy, dict(agent_kw) if llm else {}
         if arm == "oracle":
             agent = "oracle"
         elif arm.startswith("ilql"):
@@ -260,7 +283,8 @@ def _train_ilql(folder: Path, cfg: RegenBenchConfig, rows: list[Any]) -> None:
     if (folder / HEADS_FILE).is_file():
         return
     config = ILQLConfig(base=cfg.base, out=str(folder), max_steps=cfg.steps, batch_size=cfg.batch_size,
-                        max_length=cfg.max_length, seed=cfg.seed, device=cfg.device, sources="original,regenerated")
+                        max_length=cfg.max_length, seed=cfg.seed, device=cfg.device, sources="original,regenerated",
+                        head_rank=cfg.head_rank)
     train_ilql(config, rows=rows, overwrite=True)
 
 
@@ -297,8 +321,12 @@ def _fmt(ci: dict[str, float], pct: bool = False) -> str:
 def results_markdown(results: dict[str, Any]) -> str:
     """The table: donation rate and mean donation (95% CIs, n) per arm, then the regenerations."""
     cfg = results["config"]
-    lines = [f"Held-out persuadees (population {cfg['eval_population']}), {cfg['rounds']} persuader turns, "
-             f"base {cfg['base']}{' + SFT warm start on scripted persuader turns' if cfg['warm_start'] else ''}.",
+    if cfg.get("policy", "llm") == "llm":
+        policy = f"policy: the base model {cfg['base']}" + (
+            " + SFT warm start on scripted persuader turns" if cfg["warm_start"] else "")
+    else:
+        policy = f"policy: scripted persuaders (ILQL re-ranks scripted candidates; value trunk {cfg['base']})"
+    lines = [f"Held-out persuadees (population {cfg['eval_population']}), {cfg['rounds']} persuader turns, {policy}.",
              "", "| arm | donation rate (95% CI) | mean donation (95% CI) | n | trained on |",
              "| --- | --- | --- | --- | --- |"]
     for arm, row in results["arms"].items():

@@ -435,8 +435,10 @@ class ILQLScorer:
         device: where the model runs.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, heads: Any, *, beta: float = 4.0, device: str = "cpu") -> None:
+    def __init__(self, model: Any, tokenizer: Any, heads: Any, *, beta: float = 4.0, device: str = "cpu",
+                 max_length: int | None = None) -> None:
         self.model, self.tokenizer, self.heads, self.beta, self.device = model, tokenizer, heads, beta, device
+        self.max_length = max_length
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str = "cpu") -> ILQLScorer:
@@ -456,7 +458,8 @@ class ILQLScorer:
         emb = output_embedding(model)
         heads = make_heads(emb.shape[1], emb.shape[0], config.head_rank)
         heads.load_state_dict(load_file(str(folder / HEADS_FILE)))
-        return cls(model, tokenizer, heads.to(device).eval(), beta=config.beta, device=device)
+        return cls(model, tokenizer, heads.to(device).eval(), beta=config.beta, device=device,
+                   max_length=config.max_length)
 
     def score(self, turns: Sequence[Turn], candidates: Sequence[str]) -> list[float]:
         """Scores of each candidate as the next persuader turn after ``turns`` (the dialogue so far)."""
@@ -467,8 +470,11 @@ class ILQLScorer:
             messages = chat_messages([*turns, Turn("persuader", text)])
             ids, found = agent_spans(self.tokenizer, messages)
             last = [s for s in found if s[0] == len(messages) - 1]
+            first, end = (last[0][1], last[0][2]) if last else (len(ids), len(ids) - 1)
+            cut = max(0, len(ids) - self.max_length) if self.max_length else 0  # as token_view: keep the end
+            ids = ids[cut:]
             views.append(TokenView(tuple(ids), (0,) * len(ids), (0.0,) * len(ids), True))
-            spans.append((last[0][1], last[0][2]) if last else (len(ids), len(ids) - 1))
+            spans.append((first - cut, end - cut))
         batch = collate(views, _pad_id(self.tokenizer), self.device)
         with torch.no_grad():
             h = hidden_states(self.model, batch["input_ids"], batch["attention_mask"])
