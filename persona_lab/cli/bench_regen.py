@@ -22,6 +22,7 @@ def add_regen_parser(bsub: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="llm (default): the base model persuades; scripted: scripted persuaders, ILQL re-ranks "
                         "scripted candidates, BC/DPO/KTO skipped (pair with --base tiny-random for a CPU minute)")
     q.add_argument("--head-rank", type=int, default=None, help="ILQL Q-head rank (0: full vocabulary heads)")
+    q.add_argument("--ilql-lr", type=float, default=None, help="ILQL learning rate (default 5e-5)")
     q.add_argument("--candidates", type=int, default=None, help="ILQL best-of-N")
     q.add_argument("--no-warm-start", action="store_true", help="skip the SFT warm start on scripted persuader turns")
     q.add_argument("--train-episodes", type=int, default=None, help="collected dialogues")
@@ -44,7 +45,7 @@ def run_regen(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {
         "base": args.base, "warm_start": not args.no_warm_start, "train_episodes": args.train_episodes,
         "eval_episodes": args.eval_episodes, "rounds": args.rounds, "steps": args.steps, "batch_size": args.batch_size, "max_length": args.max_length, "policy": args.policy, "head_rank": args.head_rank,
-        "candidates": args.candidates, "device": args.device,
+        "candidates": args.candidates, "ilql_learning_rate": args.ilql_lr, "device": args.device,
         "controllers": tuple(args.controllers) if args.controllers else None,
         "arms": tuple(args.arms) if args.arms else None}.items() if v is not None}
     cfg = quick(args.out, **overrides) if args.quick else RegenBenchConfig(out=args.out, **overrides)

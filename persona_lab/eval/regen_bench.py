@@ -65,6 +65,7 @@ class RegenBenchConfig:
     max_new_tokens: int = field(default=48, metadata={"help": "persuader turn budget"})
     candidates: int = field(default=4, metadata={"help": "ILQL best-of-N"})
     head_rank: int = field(default=64, metadata={"help": "ILQL Q-head rank (0: full vocabulary heads)"})
+    ilql_learning_rate: float = field(default=5e-5, metadata={"help": "ILQL learning rate (LoRA and heads)"})
     device: str = field(default="auto", metadata={"help": "training device"})
 
     def __post_init__(self) -> None:
@@ -254,8 +255,13 @@ def run_regen_bench(cfg: RegenBenchConfig, *, cache: bool = True, cache_dir: str
 
 def _settings(stored: dict[str, Any]) -> dict[str, Any]:
     """What cached stages depend on: everything but the arms (each arm's files are its own, so a
-    rerun may add or drop arms)."""
-    return {k: v for k, v in stored.items() if k != "arms"}
+    rerun may add or drop arms); settings added since a run was stored count at their defaults."""
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(RegenBenchConfig) if f.default is not dataclasses.MISSING}
+    merged = json.loads(json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}))
+    merged.update(stored)
+    return {k: v for k, v in merged.items() if k != "arms"}
 
 
 def _sft(rows: Sequence[Any]) -> list[dict[str, Any]]:
@@ -284,7 +290,7 @@ def _train_ilql(folder: Path, cfg: RegenBenchConfig, rows: list[Any]) -> None:
         return
     config = ILQLConfig(base=cfg.base, out=str(folder), max_steps=cfg.steps, batch_size=cfg.batch_size,
                         max_length=cfg.max_length, seed=cfg.seed, device=cfg.device, sources="original,regenerated",
-                        head_rank=cfg.head_rank)
+                        head_rank=cfg.head_rank, learning_rate=cfg.ilql_learning_rate)
     train_ilql(config, rows=rows, overwrite=True)
 
 

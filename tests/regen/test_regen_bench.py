@@ -56,3 +56,17 @@ def test_table_lists_arms_controllers_and_skips() -> None:
     assert "oracle (upper bound" in text and "+0.700" in text
     with pytest.raises(ConfigError):
         RegenBenchConfig(out="x", arms=("made-up",))
+
+
+def test_scripted_policy_mode_skips_llm_learners(tmp_path: Path) -> None:
+    cfg = RegenBenchConfig(out=str(tmp_path / "out"), base="tiny-random", policy="scripted", train_episodes=3,
+                           eval_episodes=2, rounds=2, steps=1, batch_size=2, max_length=1024, candidates=2, head_rank=0,
+                           controllers=("scripted",), device="cpu", arms=("no-learning", "bc", "ilql-regen"))
+    results = run_regen_bench(cfg, cache_dir=str(tmp_path / "cache"))
+    assert set(results["arms"]) == {"no-learning", "ilql-regen"}
+    assert results["skipped"] == {"bc": "needs an LLM persuader (policy=llm)"}
+    run = json.loads((tmp_path / "out" / "runs" / "eval-ilql-regen" / "config.json").read_text())["config"]
+    assert run["backend"] == "scripted" and run["agent"] == "ilql"
+    with pytest.raises(ConfigError):
+        RegenBenchConfig(out="x", policy="scripted", controllers=("llm",), learn_controller="llm").__class__(
+            out="x", policy="nope")
