@@ -43,8 +43,9 @@ class ILQLPersuader(PersuaderAgent):
         task: ``persuasion``.
         model: the behaviour policy (a ChatModel), or ``None`` for scripted candidates.
         value_model: an ILQL output folder (``persona-lab train ilql --out``), loaded on first use. Without
-            one (nor ``scorer``) the agent is the behaviour policy alone (its first candidate), and its
-            step info says ``"value_model": null``.
+            one (nor ``scorer``) the agent is the behaviour policy alone (one of its N samples, drawn at
+            random with the candidates' seed: the no-value control), and its step info says
+            ``"value_model": null``.
         scorer: an in-memory :class:`TurnScorer` instead of ``value_model``.
         candidates: N, the candidate turns per step.
         temperature: sampling temperature of the behaviour policy's candidates.
@@ -78,8 +79,9 @@ class ILQLPersuader(PersuaderAgent):
         self._turns.append({"role": "persuadee", "text": str(observation.get("user", ""))})
         scorer = self.scorer
         options = list(dict.fromkeys(self.candidates(observation)))
-        if scorer is None:
-            options = options[:1]
+        if scorer is None:  # the behaviour policy alone: one of its samples, drawn with the candidates' seed
+            key = derive_seed(self.seed, "pick", stable_hash(observation.get("dialogue", "")))
+            options = [options[int(np.random.default_rng(key).integers(len(options)))]]
         scores = scorer.score(self._turns, options) if scorer is not None and len(options) > 1 else [0.0] * len(options)
         best = int(np.argmax(scores))
         self.step_info = {"candidates": len(options), "scores": [round(float(s), 4) for s in scores], "chosen": best,
