@@ -9,7 +9,7 @@ explicit per-episode memory (its own turns and the persuadee replies from the ob
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -33,6 +33,11 @@ class TurnScorer(Protocol):
     """Scores candidate next persuader turns after the dialogue so far (``{"role", "text"}`` turns)."""
 
     def score(self, turns: Sequence[Mapping[str, str]], candidates: Sequence[str]) -> list[float]: ...
+
+
+# Loaders of trained value models by kind; ``persona_lab.train.ilql`` registers "ilql" when imported
+# (agents never import train: the dependency points the other way).
+SCORER_LOADERS: dict[str, Callable[[str], TurnScorer]] = {}
 
 
 @AGENTS.register("ilql", "persuasion only: best-of-N turns of the behaviour policy, ranked by a trained ILQL value model")
@@ -68,9 +73,10 @@ class ILQLPersuader(PersuaderAgent):
     @property
     def scorer(self) -> TurnScorer | None:
         if self._scorer is None and self._value_model:
-            from persona_lab.train.ilql import ILQLScorer
-
-            self._scorer = ILQLScorer.load(str(self._value_model))
+            if "ilql" not in SCORER_LOADERS:
+                raise ConfigError("no ILQL value-model loader is registered",
+                                  hint="import persona_lab.train (the CLI does) before running the ilql agent")
+            self._scorer = SCORER_LOADERS["ilql"](str(self._value_model))
         return self._scorer
 
     def act(self, observation: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from persona_lab.cli.common import add_cache_args
 
 
 def add_regen_parser(bsub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from persona_lab.eval.regen_bench import ARMS, CONTROLLERS
+    from persona_lab.cli.regen_pipeline import ARMS, CONTROLLERS
 
     q = bsub.add_parser("regen", help="hindsight regenerations + BC, DPO, KTO and ILQL on Persuasion-v0 (held-out CIs)")
     q.add_argument("--out", default="results/regen", help="results folder (default results/regen); rerun to resume")
@@ -40,7 +40,7 @@ def add_regen_parser(bsub: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run_regen(args: argparse.Namespace) -> int:
-    from persona_lab.eval.regen_bench import RegenBenchConfig, quick, run_regen_bench
+    from persona_lab.cli.regen_pipeline import RegenBenchConfig, quick, run_regen_bench
 
     overrides = {k: v for k, v in {
         "base": args.base, "warm_start": not args.no_warm_start, "train_episodes": args.train_episodes,

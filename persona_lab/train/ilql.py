@@ -487,3 +487,12 @@ class ILQLScorer:
                 total += float(q_bar[b, j - 1, batch["input_ids"][b, j]] - v[b, j - 1])
             scores.append(self.beta * total)
         return scores
+
+
+def _register_loader() -> None:
+    from persona_lab.agents.ilql_agent import SCORER_LOADERS
+
+    SCORER_LOADERS["ilql"] = lambda folder: ILQLScorer.load(folder)
+
+
+_register_loader()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from persona_lab.cli.regen_pipeline import RegenBenchConfig, results_markdown, run_regen_bench
 from persona_lab.core.errors import ConfigError
-from persona_lab.eval.regen_bench import RegenBenchConfig, results_markdown, run_regen_bench
 from persona_lab.testing.tiny import save_tiny_model
 
 

@@ -1,4 +1,5 @@
-"""``persona-lab bench regen``: hindsight regenerations + offline learners on ``Persuasion-v0``.
+"""``persona-lab bench regen``: hindsight regenerations + offline learners on ``Persuasion-v0`` (in cli/ because it
+runs both the trainers and the evaluation runner).
 
 The pipeline, every stage cached in ``<out>`` so that a rerun resumes where it stopped:
 
@@ -113,6 +114,7 @@ def _run(out: Path, config: RunConfig, *, cache: bool, cache_dir: str | None) ->
 def run_regen_bench(cfg: RegenBenchConfig, *, cache: bool = True, cache_dir: str | None = None,
                     on_stage: Stage | None = None) -> dict[str, Any]:
     """Run (or resume) the whole pipeline and write ``results.json`` / ``results.md``."""
+    import persona_lab.train.ilql  # noqa: F401  (registers the ilql agent's value-model loader)
     from persona_lab.simulators.persuasion import ScriptedPersuadee
     from persona_lab.simulators.persuasion_hindsight import make_controller
     from persona_lab.train.dialogues import load_dialogues, regenerate_rows, rows_from_run, save_dialogues
