@@ -292,7 +292,8 @@ def _train_ilql(folder: Path, cfg: RegenBenchConfig, rows: list[Any]) -> None:
         return
     config = ILQLConfig(base=cfg.base, out=str(folder), max_steps=cfg.steps, batch_size=cfg.batch_size,
                         max_length=cfg.max_length, seed=cfg.seed, device=cfg.device, sources="original,regenerated",
-                        head_rank=cfg.head_rank, learning_rate=cfg.ilql_learning_rate)
+                        head_rank=cfg.head_rank, learning_rate=cfg.ilql_learning_rate,
+                        exclude_controllers="")  # the pipeline picked the rows itself
     train_ilql(config, rows=rows, overwrite=True)
 
 

@@ -97,6 +97,7 @@ class ILQLConfig(TrainConfig):
     head_rank: int = field(default=64, metadata={"help": "rank of the Q heads tied to the output embedding; 0: full Linear(d, |V|) heads"})
     beta: float = field(default=4.0, metadata={"help": "acting: weight of the advantage Σ(Q̄ − V) when re-ranking candidates"})
     sources: str = field(default="original,regenerated", metadata={"help": "comma-separated row sources to train on (original, regenerated, prefix_only)"})
+    exclude_controllers: str = field(default="oracle", metadata={"help": "comma-separated controllers whose regenerations are left out (the oracle's are an upper bound, not training data)"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -321,7 +322,8 @@ def prepare_ilql(config: ILQLConfig, *, rows: Sequence[DialogueRow] | None = Non
         if not config.data:
             raise ConfigError("no training data given", hint="pass --data <dialogues.jsonl>")
         rows = load_dialogues(config.data)
-    rows = [r for r in rows if r.source in config.source_list]
+    excluded = {c.strip() for c in config.exclude_controllers.split(",") if c.strip()}
+    rows = [r for r in rows if r.source in config.source_list and r.controller not in excluded]
     if config.max_samples:
         rows = rows[: config.max_samples]
     if not rows:

@@ -112,7 +112,10 @@ def _rows() -> list[DialogueRow]:
 def test_a_training_step_changes_lora_and_head_weights(tmp_path: Path) -> None:
     model, tok = tiny_chat_model(seed=0)
     config = ILQLConfig(out=str(tmp_path / "ilql"), device="cpu", batch_size=2, learning_rate=1e-2, head_rank=4)
-    run = prepare_ilql(config, rows=_rows(), model=model, tokenizer=tok)
+    oracle_row = DialogueRow("o", "regenerated", _rows()[0].turns, 2.0, (0.0, 2.0), "p", 0, 2, parent_id="r0",
+                             divergence_turn=0, controller="oracle")
+    run = prepare_ilql(config, rows=[*_rows(), oracle_row], model=model, tokenizer=tok)
+    assert len(run.views) == 2  # the oracle's regenerations are left out by default
     trainable = {n: p.detach().clone() for n, p in run.model.named_parameters() if p.requires_grad}
     heads = {n: p.detach().clone() for n, p in run.heads.named_parameters()}
     assert any("lora_A" in n for n in trainable) and any("lora_B" in n for n in trainable)
