@@ -415,6 +415,23 @@ def write_pair_datasets(pairs: Sequence[LabelledPair], out: str | os.PathLike[st
     return paths
 
 
+HONEST_SELLERS = ("oracle", "no-learning")
+
+
+def warm_start_rows(scenario_indices: Sequence[int], *, sellers: Sequence[str] = HONEST_SELLERS, seed: int = 0,
+                    scenario_seed: int = 0) -> list[dict[str, Any]]:
+    """SFT rows (``prompt`` / ``completion``) of honest scripted-seller turns: a warm start that teaches a
+    small model the claim grammar before RL (one seller per scenario, drawn by ``seed``)."""
+    rows = []
+    for i in scenario_indices:
+        sc = get_scenario(int(i), scenario_seed)
+        obs = seller_observation(sc, scenario_opening(sc, seed))
+        (turn,), = ScriptedPolicy(tuple(sellers), seed).sample([(sc, obs)], 1)
+        rows.append({"prompt": seller_prompt(obs), "completion": [{"role": "assistant", "content": turn.text}],
+                     "scenario_id": sc.id, "seller": turn.source})
+    return rows
+
+
 def rlhs_dpo_config(base: str, data: str | os.PathLike[str], out: str | os.PathLike[str], **overrides: Any) -> Any:
     """A :class:`~persona_lab.train.dpo.DPOTrainConfig` with RLHS's settings: sigmoid DPO, β 0.1,
     LoRA r 8 / α 16 on all linear layers, lr 5e-5, cosine schedule, 10% warm-up (``overrides`` win)."""
