@@ -15,51 +15,53 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from persona_lab.core.io import read_jsonl
+from persona_lab.core.records import TransitionRecord, read_records
 from persona_lab.eval.metrics import mean_ci, wilson_interval
 
-MEANS = ("immediate", "partial_hindsight", "full_hindsight", "utility")
-RATES = ("purchase", "deception")
+# table column -> the env's per-episode metric (each evaluation episode is one seller turn)
+MEANS = {"immediate": "episode/immediate_rating", "partial_hindsight": "episode/partial_hindsight_rating",
+         "full_hindsight": "episode/full_hindsight_rating", "utility": "episode/utility"}
+RATES = {"purchase": "episode/purchase_rate", "deception": "episode/false_claim_rate",
+         "parse_failure": "episode/parse_failure_rate"}
+COLUMNS = ("immediate", "partial_hindsight", "full_hindsight", "utility", "purchase", "deception")
 LABELS = {"immediate": "immediate rating", "partial_hindsight": "partial-hindsight rating",
           "full_hindsight": "full-hindsight rating", "utility": "true utility", "purchase": "purchase rate",
-          "deception": "deception rate"}
+          "deception": "deception rate", "parse_failure": "customer parse failures"}
 
 
-def turn_values(records: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
-    """Per-turn values of every column from a Marketplace run's transition records."""
-    out: dict[str, list[float]] = {k: [] for k in (*MEANS, *RATES)}
-    for r in records:
-        info = r["info"]
-        for k in MEANS:
-            out[k].append(float(info[k]))
-        out["purchase"].append(float(info["choice"] != "D"))
-        out["deception"].append(float(int(info["false_claims"]) > 0))
-    return out
+def turn_values(records: Sequence[TransitionRecord]) -> dict[str, list[float]]:
+    """Per-turn values of every column, by the env's own metric definitions applied to each turn."""
+    from persona_lab.envs.marketplace_env import MarketplaceEnv
+
+    per_turn = [MarketplaceEnv.episode_metrics([r]) for r in records]
+    return {col: [float(m[key]) for m in per_turn] for col, key in {**MEANS, **RATES}.items()}
 
 
-def row_stats(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def row_stats(records: Sequence[TransitionRecord]) -> dict[str, Any]:
     """Mean and 95% CI of each column (Student t for means, Wilson for rates), and n."""
     values = turn_values(records)
     stats: dict[str, Any] = {"n": len(records)}
     for k in MEANS:
         stats[k] = mean_ci(values[k])
     for k in RATES:
-        n, hits = len(values[k]), int(sum(values[k]))
+        n, hits = len(values[k]), int(round(sum(values[k])))
         lo, hi = wilson_interval(hits, n)
         stats[k] = {"mean": hits / n if n else float("nan"), "ci_low": lo, "ci_high": hi, "n": n}
-    stats["mean_false_claims"] = (sum(float(r["info"]["false_claims"]) for r in records) / len(records)
+    stats["mean_false_claims"] = (sum(float(r.info["false_claims"]) for r in records) / len(records)
                                   if records else float("nan"))
     return stats
 
 
 def run_stats(run_dir: str | Path) -> dict[str, Any]:
-    """:func:`row_stats` of a run directory's ``transitions.jsonl``."""
-    return row_stats(list(read_jsonl(Path(run_dir) / "transitions.jsonl")))
+    """:func:`row_stats` of a run directory's records."""
+    return row_stats(read_records(run_dir))
 
 
 def markdown_table(rows: Mapping[str, Mapping[str, Any]], *, note: str = "") -> str:
     """The table, one row per seller: mean [95% CI] per column, and n."""
-    cols = (*MEANS, *RATES)
+    cols: tuple[str, ...] = COLUMNS
+    if any(s["parse_failure"]["mean"] > 0 for s in rows.values()):
+        cols = (*cols, "parse_failure")
     lines = [note, ""] if note else []
     lines.append("| seller | " + " | ".join(LABELS[c] for c in cols) + " | n |")
     lines.append("|---|" + "---|" * (len(cols) + 1))

@@ -8,7 +8,8 @@ experiment from any seller policy:
 1. :func:`split_scenarios` — a seeded train/test split of the 2,720 scenarios that never overlaps.
    The test set is whole held-out *categories*, so an evaluation run can be restricted to it with
    the env's ``categories`` argument (the runner has no other way to pin scenarios).
-2. A policy samples two seller turns per train scenario: :class:`ModelPolicy` (any ChatModel,
+2. A policy samples two seller turns per train scenario (or :func:`pairs_from_records` pairs the turns
+   of recorded runs): :class:`ModelPolicy` (any ChatModel,
    sampled with the recorded ``temperature`` / ``seed``) or :class:`ScriptedPolicy` (two different
    scripted sellers, e.g. an honest and a deceptive one, so that the pair differs).
 3. :func:`build_pairs` asks the customer to compare the two turns under every feedback mode (the
@@ -34,6 +35,7 @@ from typing import Any, Protocol
 
 from persona_lab.core.errors import ConfigError
 from persona_lab.core.io import atomic_write_json, atomic_write_text
+from persona_lab.core.records import TransitionRecord
 from persona_lab.core.seeding import derive_seed, make_rng
 from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams
 from persona_lab.simulators.marketplace import (
@@ -51,6 +53,7 @@ from persona_lab.simulators.marketplace import (
     true_utility,
 )
 
+ENV_ID = "persona_lab/Marketplace-v0"
 MODES: tuple[str, ...] = RATING_KINDS  # immediate, partial_hindsight, full_hindsight
 HINDSIGHT_MODES: tuple[str, ...] = MODES[1:]
 SPLIT_FILE = "split.json"
@@ -287,13 +290,13 @@ class LabelledPair:
 
 
 def label_pair(customer: Customer, scenario: Scenario, opening: str, turn_a: SellerTurn, turn_b: SellerTurn,
-               *, seed: int = 0) -> LabelledPair:
+               *, seed: int = 0, prompt: list[dict[str, str]] | None = None) -> LabelledPair:
     """Ask ``customer`` to compare two turns under every mode (plus the true-utility preference)."""
     rng = make_rng("rlhs-compare", seed, scenario.seed, scenario.index)
     comp = compare_turns(customer, scenario, opening, turn_a.text, turn_b.text, rng, (*MODES, "utility"))
     ra, rb = comp.reactions
     return LabelledPair(
-        scenario=scenario, opening=opening, prompt=seller_prompt(seller_observation(scenario, opening)),
+        scenario=scenario, opening=opening, prompt=prompt or seller_prompt(seller_observation(scenario, opening)),
         turns=(turn_a, turn_b), choices=(ra.choice, rb.choice),
         utilities=(true_utility(scenario, ra.choice), true_utility(scenario, rb.choice)),
         false_claims=(ra.false_claims, rb.false_claims), preference=dict(comp.preference),
@@ -330,6 +333,38 @@ def build_pairs(policy: SellerPolicy, customer: Customer, scenario_indices: Sequ
             pairs.append(pair)
             if on_pair is not None:
                 on_pair(pair)
+    return pairs
+
+
+def pairs_from_records(records: Iterable[TransitionRecord], customer: Customer, *, seed: int = 0,
+                       train_indices: Iterable[int] | None = None) -> list[LabelledPair]:
+    """Pairs from recorded ``Marketplace-v0`` runs of a policy (e.g. two ``persona-lab run``s of a sampling
+    seller with different seeds): per scenario and customer opening, the first two *different* recorded
+    seller turns, labelled by ``customer``. The prompt is the one the runner recorded.
+
+    Raises:
+        ConfigError: a record from another env, or (with ``train_indices``) a scenario outside the train split.
+    """
+    groups: dict[tuple[int, int, str], list[TransitionRecord]] = {}
+    for r in records:
+        if r.env_id != ENV_ID:
+            raise ConfigError(f"record of {r.env_id!r} (episode {r.episode}, round {r.round}) is not a marketplace turn",
+                              hint=f"build RLHS pairs from {ENV_ID} runs")
+        key = (int(r.privileged["scenario_index"]), int(r.privileged.get("scenario_seed", 0)), r.observation["customer"])
+        same = groups.setdefault(key, [])
+        if len(same) < 2 and all(x.action != r.action for x in same):
+            same.append(r)
+    allowed = set(train_indices) if train_indices is not None else None
+    pairs = []
+    for (index, scenario_seed, opening), recs in groups.items():
+        if len(recs) < 2:
+            continue
+        if allowed is not None and index not in allowed:
+            raise ConfigError(f"scenario {index} of the records is not in the train split",
+                              hint="run the policy on train scenarios only (env kwarg categories=split.train_categories)")
+        turns = tuple(SellerTurn(r.action, r.env_id, r.seed) for r in recs)
+        pairs.append(label_pair(customer, get_scenario(index, scenario_seed), opening, turns[0], turns[1], seed=seed,
+                                prompt=recs[0].prompt or seller_prompt(recs[0].observation)))
     return pairs
 
 

@@ -179,3 +179,27 @@ def _obs(i: int) -> dict[str, Any]:
 
     sc = get_scenario(i)
     return {"customer": opening_message(sc), "table": feature_table(sc), "round": 0}
+
+
+def test_pairs_from_recorded_runs(tmp_path: Path) -> None:
+    from persona_lab.core.records import read_records
+    from persona_lab.eval.runner import RunConfig, Runner
+    from persona_lab.train.rlhs import pairs_from_records
+
+    split = split_scenarios(0)
+    records = []
+    for agent in ("oracle", "deceptive-seller"):
+        rc = RunConfig(env_id="persona_lab/Marketplace-v0", agent=agent, seed=5, rounds=1, episodes=6,
+                       env_kwargs={"categories": list(split.train_categories)})
+        Runner(rc, tmp_path / agent, cache=False).run()
+        records += read_records(tmp_path / agent)
+    pairs = pairs_from_records(records, ScriptedCustomer(), train_indices=split.train)
+    assert len(pairs) == 6
+    for p in pairs:
+        assert {t.text for t in p.turns} == {r.action for r in records if r.privileged["scenario_index"] == p.scenario.index}
+        assert p.prompt == next(r.prompt for r in records if r.privileged["scenario_index"] == p.scenario.index)
+        # the deceptive turn wins the immediate comparison or ties; never the hindsight one
+        liar = 0 if "perfect for you" in p.turns[0].text else 1
+        assert p.preference["partial_hindsight"] != "ab"[liar]
+    with pytest.raises(ConfigError, match="not in the train split"):
+        pairs_from_records(records, ScriptedCustomer(), train_indices=split.test)
