@@ -67,8 +67,9 @@ class RLHSBenchConfig:
         return self.base.strip() in ("", "scripted")
 
 
-QUICK = {"pairs": 24, "test_scenarios": 16, "max_new_tokens": 96, "sft_steps": 10, "sft_examples": 40,
-         "dpo_steps": 8, "grpo_steps": 4}
+# A smoke-sized run (the whole pipeline on a 2-core CPU with a 135M model); far too small to show learning.
+QUICK = {"pairs": 16, "test_scenarios": 16, "max_new_tokens": 64, "sft_steps": 0, "sft_examples": 32,
+         "dpo_steps": 2, "batch_size": 1, "grpo_steps": 2}
 
 
 def add_parser(bsub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -317,8 +318,9 @@ def _train_grpo(cfg: RLHSBenchConfig, split: Any, policy_spec: str, mode: str, a
     if not (adapter / "adapter_config.json").exists():
         data = grpo_prompt_dataset(split.sample("train", cfg.pairs, seed=cfg.seed), seed=cfg.seed)
         log(f"train: GRPO {cfg.grpo_steps} steps on the {mode} reward (true utility logged) -> {adapter}")
+        group = max(2, cfg.batch_size)  # one prompt's group of sampled turns per step
         config = GRPOTrainConfig(base=policy_spec, out=str(adapter), max_steps=cfg.grpo_steps,
-                                 batch_size=cfg.batch_size, num_generations=cfg.batch_size, seed=cfg.seed,
+                                 batch_size=group, num_generations=group, seed=cfg.seed,
                                  learning_rate=cfg.learning_rate, max_completion_length=cfg.max_new_tokens,
                                  temperature=cfg.temperature, reward_weights=(1.0, 0.0), lora_r=8, lora_alpha=16,
                                  warmup=0.1)

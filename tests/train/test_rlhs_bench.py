@@ -24,9 +24,12 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_quick_bench_on_tiny_model_trains_evaluates_and_resumes(tiny_base: str, tmp_path: Path) -> None:
     out = tmp_path / "bench"
     cfg = quick_config(str(out), tiny_base, policy="scripted", pairs=8, test_scenarios=3, max_new_tokens=8,
-                       sft_steps=0, dpo_steps=2, batch_size=2, max_length=2048, modes=("immediate", "partial_hindsight"))
+                       sft_steps=0, dpo_steps=2, batch_size=2, max_length=2048, modes=("immediate", "partial_hindsight"),
+                       grpo_modes=("partial_hindsight",), grpo_steps=1)
     results = run_rlhs_bench(cfg)
-    assert list(results["rows"]) == ["base", "dpo-immediate", "dpo-partial_hindsight"]
+    assert list(results["rows"]) == ["base", "dpo-immediate", "dpo-partial_hindsight", "grpo-partial_hindsight"]
+    grpo_log = (out / "adapters" / "grpo-partial_hindsight" / "log_history.jsonl").read_text()
+    assert "rewards/partial_hindsight_rating/mean" in grpo_log and "rewards/true_utility/mean" in grpo_log
     for mode in ("immediate", "partial_hindsight"):
         assert (out / "adapters" / f"dpo-{mode}" / "adapter_config.json").is_file()
         assert results["rows"][f"dpo-{mode}"]["spec"].endswith(f"+{out / 'adapters' / f'dpo-{mode}'}")
