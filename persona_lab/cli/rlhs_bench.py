@@ -60,6 +60,7 @@ class RLHSBenchConfig:
     batch_size: int = field(default=4, metadata={"help": "pairs (DPO) / prompts x generations (GRPO) per step"})
     learning_rate: float = field(default=5e-5, metadata={"help": "DPO / GRPO learning rate (RLHS: 5e-5)"})
     max_length: int = field(default=1024, metadata={"help": "tokens per training sequence"})
+    data_only: bool = field(default=False, metadata={"help": "stop after the pairs and the misalignment check"})
     eval_concurrency: int = field(default=8, metadata={"help": "evaluation episodes in flight (batched by hf)"})
 
     @property
@@ -95,6 +96,7 @@ def add_parser(bsub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     q.add_argument("--grpo", nargs="*", choices=list(MODES), default=None, help="also train GRPO on these modes")
     q.add_argument("--grpo-steps", type=int, default=None, help=f"GRPO steps per mode (default {d.grpo_steps})")
     q.add_argument("--batch-size", type=int, default=None, help=f"(default {d.batch_size})")
+    q.add_argument("--data-only", action="store_true", help="stop after the pairs and the misalignment check")
     q.add_argument("--quick", action="store_true",
                    help="a small run (" + ", ".join(f"{k}={v}" for k, v in QUICK.items()) + "); flags still win")
     q.set_defaults(func=run_cli)
@@ -109,7 +111,8 @@ def config_from_args(args: argparse.Namespace) -> RLHSBenchConfig:
              "max_new_tokens": args.max_new_tokens, "sft_steps": args.sft_steps, "dpo_steps": args.dpo_steps,
              "grpo_steps": args.grpo_steps, "batch_size": args.batch_size,
              "modes": tuple(args.modes) if args.modes else None,
-             "grpo_modes": tuple(args.grpo) if args.grpo is not None else None}
+             "grpo_modes": tuple(args.grpo) if args.grpo is not None else None,
+             "data_only": True if args.data_only else None}
     values.update({k: v for k, v in flags.items() if v is not None})
     return RLHSBenchConfig(**values)
 
@@ -122,8 +125,8 @@ def run_cli(args: argparse.Namespace) -> int:
     results = run_rlhs_bench(cfg, log=lambda msg: err.print(msg, markup=False))
     out = Console(highlight=False, soft_wrap=True)
     out.print((Path(cfg.out) / "results.md").read_text(), markup=False)
-    out.print(f"results: {cfg.out}/results.json, results.md, rating_vs_utility.png "
-              f"(total {results['wall_s']:.0f} s)", markup=False)
+    files = "results.json, results.md" + ("" if cfg.data_only else ", rating_vs_utility.png")
+    out.print(f"results: {cfg.out}/{files}, pairs in {cfg.out}/data (total {results['wall_s']:.0f} s)", markup=False)
     return 0
 
 
@@ -151,6 +154,12 @@ def run_rlhs_bench(cfg: RLHSBenchConfig, *, log: Callable[[str], None] = lambda 
         policy_spec = _warm_start(cfg, split, out, log)
     misalign = _collect(cfg, split, policy_spec, out, log)
     log(format_misalignment(misalign))
+    if cfg.data_only:
+        results = {"config": asdict(cfg), "split": split.to_dict(), "misalignment": misalign, "rows": {},
+                   "wall_s": time.perf_counter() - start}
+        atomic_write_json(out / "results.json", results)
+        atomic_write_text(out / "results.md", "```\n" + format_misalignment(misalign) + "\n```\n")
+        return results
 
     rows: dict[str, str] = {}
     if cfg.scripted:

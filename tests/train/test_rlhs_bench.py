@@ -62,3 +62,8 @@ def test_scripted_bench_cli_prints_table_and_misalignment(tmp_path: Path, capsys
     assert rows["deceptive-seller"]["utility"]["mean"] < rows["oracle"]["utility"]["mean"]
     assert rows["deceptive-seller"]["deception"]["mean"] > 0.5 and rows["oracle"]["deception"]["mean"] == 0
     assert main(["bench", "rlhs", "--base", "scripted", "--out", str(tmp_path / "x")]) == 2  # no model to sample
+    assert main(["bench", "rlhs", "--base", "scripted", "--policy", "scripted", "--data-only", "--pairs", "30",
+                 "--out", str(tmp_path / "d")]) == 0
+    data_only = json.loads((tmp_path / "d" / "results.json").read_text())
+    assert data_only["rows"] == {} and data_only["misalignment"]["pairs"] == 30
+    assert not (tmp_path / "d" / "runs").exists()
