@@ -212,6 +212,7 @@ def _check_resume(out: Path, cfg: RLHSBenchConfig) -> None:
     mine = json.loads(json.dumps(asdict(cfg)))
     if path.exists():
         stored = json.loads(path.read_text())
+        stored["data_only"] = mine["data_only"]  # a data-only run may be continued by the full bench
         if stored != mine:
             diff = sorted(k for k in mine if stored.get(k) != mine[k])
             raise ConfigError(f"{out} holds a bench run with other settings ({', '.join(diff)})",
