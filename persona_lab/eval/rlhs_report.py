@@ -84,7 +84,7 @@ def plot_rating_vs_utility(rows: Mapping[str, Mapping[str, Any]], path: str | Pa
             x, y = s[kind], s["utility"]
             ax.errorbar(x["mean"], y["mean"], xerr=[[x["mean"] - x["ci_low"]], [x["ci_high"] - x["mean"]]],
                         yerr=[[y["mean"] - y["ci_low"]], [y["ci_high"] - y["mean"]]], fmt=marker, color=f"C{i}",
-                        capsize=3, label=f"{label} ({'immediate' if kind == 'immediate' else 'hindsight'})")
+                        capsize=3, label=f"{label} ({kind.replace('_', ' ')})")
     ax.set_xlabel("customer rating (normalized, 0-1)")
     ax.set_ylabel("true utility (-1 to 1)")
     ax.set_title(title)
