@@ -74,6 +74,7 @@ QUICK = {"pairs": 16, "test_scenarios": 16, "max_new_tokens": 64, "sft_steps": 0
 
 
 def add_parser(bsub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from persona_lab.cli.common import nonnegative_int, positive_int
     from persona_lab.train.rlhs import MODES
 
     q = bsub.add_parser("rlhs", help="RLHS: DPO on immediate vs hindsight feedback, evaluated on held-out scenarios",
@@ -85,22 +86,32 @@ def add_parser(bsub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     q.add_argument("--policy", default=d.policy, choices=["model", "scripted"], help="who writes the paired turns")
     q.add_argument("--customer", default=d.customer, choices=["scripted", "llm"], help="labelling/evaluating customer")
     q.add_argument("--customer-backend", default=None, help="backend spec of the llm customer")
-    q.add_argument("--seed", type=int, default=d.seed)
-    q.add_argument("--pairs", type=int, default=None, help=f"train scenarios with a pair (default {d.pairs})")
-    q.add_argument("--test-scenarios", type=int, default=None, help=f"held-out scenarios (default {d.test_scenarios})")
-    q.add_argument("--temperature", type=float, default=None, help="policy sampling temperature (default 1.0)")
-    q.add_argument("--max-new-tokens", type=int, default=None, help=f"seller turn budget (default {d.max_new_tokens})")
+    q.add_argument("--seed", type=nonnegative_int, default=d.seed)
+    q.add_argument("--pairs", type=positive_int, default=None, help=f"train scenarios with a pair (default {d.pairs})")
+    q.add_argument("--test-scenarios", type=positive_int, default=None, help=f"held-out scenarios (default {d.test_scenarios})")
+    q.add_argument("--temperature", type=_positive_temperature, default=None, help="policy sampling temperature (default 1.0)")
+    q.add_argument("--max-new-tokens", type=positive_int, default=None, help=f"seller turn budget (default {d.max_new_tokens})")
     q.add_argument("--modes", nargs="+", choices=list(MODES), default=None, help="modes to train (default: all three)")
-    q.add_argument("--sft-steps", type=int, default=None, help="SFT warm start on honest scripted turns (default 0)")
-    q.add_argument("--dpo-steps", type=int, default=None, help=f"DPO steps per mode (default {d.dpo_steps})")
+    q.add_argument("--sft-steps", type=nonnegative_int, default=None, help="SFT warm start on honest scripted turns (default 0)")
+    q.add_argument("--dpo-steps", type=positive_int, default=None, help=f"DPO steps per mode (default {d.dpo_steps})")
     q.add_argument("--grpo", nargs="*", choices=list(MODES), default=None, help="also train GRPO on these modes")
-    q.add_argument("--grpo-steps", type=int, default=None, help=f"GRPO steps per mode (default {d.grpo_steps})")
-    q.add_argument("--batch-size", type=int, default=None, help=f"(default {d.batch_size})")
+    q.add_argument("--grpo-steps", type=positive_int, default=None, help=f"GRPO steps per mode (default {d.grpo_steps})")
+    q.add_argument("--batch-size", type=positive_int, default=None, help=f"(default {d.batch_size})")
     q.add_argument("--data-only", action="store_true", help="stop after the pairs and the misalignment check")
     q.add_argument("--quick", action="store_true",
                    help="a small run (" + ", ".join(f"{k}={v}" for k, v in QUICK.items()) + "); flags still win")
     q.set_defaults(func=run_cli)
     return q
+
+
+def _positive_temperature(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0 (pairs need sampled turns), got {text}")
+    return value
 
 
 def config_from_args(args: argparse.Namespace) -> RLHSBenchConfig:
@@ -120,7 +131,10 @@ def config_from_args(args: argparse.Namespace) -> RLHSBenchConfig:
 def run_cli(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from persona_lab.cli.common import check_out_dir
+
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    check_out_dir(args.out)
     cfg = config_from_args(args)
     results = run_rlhs_bench(cfg, log=lambda msg: err.print(msg, markup=False))
     out = Console(highlight=False, soft_wrap=True)

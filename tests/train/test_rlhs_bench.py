@@ -67,3 +67,25 @@ def test_scripted_bench_cli_prints_table_and_misalignment(tmp_path: Path, capsys
     data_only = json.loads((tmp_path / "d" / "results.json").read_text())
     assert data_only["rows"] == {} and data_only["misalignment"]["pairs"] == 30
     assert not (tmp_path / "d" / "runs").exists()
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    ("--pairs 0", "argument --pairs"),
+    ("--temperature 0", "argument --temperature"),
+    ("--sft-steps -1", "argument --sft-steps"),
+    ("--modes vibes", "argument --modes"),
+    ("--customer llm --policy scripted", "--customer-backend"),
+])
+def test_bad_bench_flags_exit_2(flags: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "rlhs", "--base", "scripted", "--out", str(tmp_path / "b"), *flags.split()]
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse usage errors
+        rc = int(exc.code or 0)
+    assert rc == 2 and message in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "f").write_text("x")
+    assert main(["bench", "rlhs", "--base", "scripted", "--policy", "scripted", "--out", str(tmp_path / "f")]) == 2
+    assert "is a file" in capsys.readouterr().err
