@@ -86,7 +86,8 @@ def add_parser(bsub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     q.add_argument("--policy", default=d.policy, choices=["model", "scripted"], help="who writes the paired turns")
     q.add_argument("--customer", default=d.customer, choices=["scripted", "llm"], help="labelling/evaluating customer")
     q.add_argument("--customer-backend", default=None, help="backend spec of the llm customer")
-    q.add_argument("--seed", type=nonnegative_int, default=d.seed)
+    q.add_argument("--seed", type=nonnegative_int, default=d.seed,
+                   help="seeds the split, the sampled turns, the training and the evaluation (default 0)")
     q.add_argument("--pairs", type=positive_int, default=None, help=f"train scenarios with a pair (default {d.pairs})")
     q.add_argument("--test-scenarios", type=positive_int, default=None, help=f"held-out scenarios (default {d.test_scenarios})")
     q.add_argument("--temperature", type=_positive_temperature, default=None, help="policy sampling temperature (default 1.0)")
@@ -96,7 +97,7 @@ def add_parser(bsub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     q.add_argument("--dpo-steps", type=positive_int, default=None, help=f"DPO steps per mode (default {d.dpo_steps})")
     q.add_argument("--grpo", nargs="*", choices=list(MODES), default=None, help="also train GRPO on these modes")
     q.add_argument("--grpo-steps", type=positive_int, default=None, help=f"GRPO steps per mode (default {d.grpo_steps})")
-    q.add_argument("--batch-size", type=positive_int, default=None, help=f"(default {d.batch_size})")
+    q.add_argument("--batch-size", type=positive_int, default=None, help=f"pairs per DPO step; GRPO's group size (default {d.batch_size})")
     q.add_argument("--data-only", action="store_true", help="stop after the pairs and the misalignment check")
     q.add_argument("--quick", action="store_true",
                    help="a small run (" + ", ".join(f"{k}={v}" for k, v in QUICK.items()) + "); flags still win")
