@@ -24,7 +24,7 @@ QUICK_ROUNDS = 40
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("bench", help="benchmarks: `bench prelude` compares every PRELUDE agent")
+    p = sub.add_parser("bench", help="benchmarks: `bench prelude` compares every PRELUDE agent; `bench rlhs` trains on hindsight feedback")
     bsub = p.add_subparsers(dest="bench", metavar="<benchmark>", required=True)
     q = bsub.add_parser("prelude", help="every agent × both edit tasks × seeds, with 95%% CIs, a table and plots")
     q.add_argument("--out", default="results/prelude", help="results folder (default results/prelude)")
@@ -46,6 +46,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from persona_lab.cli.bench_regen import add_regen_parser
 
     add_regen_parser(bsub)
+
+    from persona_lab.cli import rlhs_bench
+
+    rlhs_bench.add_parser(bsub)
     return p
 
 
