@@ -46,6 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from persona_lab.cli.bench_regen import add_regen_parser
 
     add_regen_parser(bsub)
+    from persona_lab.cli.fspo import add_bench_parser
+
+    add_bench_parser(bsub)
     return p
 
 

@@ -72,3 +72,50 @@ def run_show(args: argparse.Namespace) -> int:
     print("=== rejected ===")
     print(row["rejected"])
     return 0
+
+
+def add_bench_parser(bsub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``persona-lab bench fspo`` (added to ``persona-lab bench``)."""
+    q = bsub.add_parser("fspo", help="FSPO: build users and data, train DPO/IPO/description adapters, judge-free "
+                                     "win rates vs the base model per user split")
+    q.add_argument("--out", default="results/fspo", help="results folder (default results/fspo); reruns resume")
+    q.add_argument("--base", default="smollm2-135m",
+                   help="base model to train and evaluate (hf grammar), or 'scripted' for the judge-free "
+                        "scripted reference without training (default smollm2-135m)")
+    q.add_argument("--quick", action="store_true",
+                   help="CPU sizes: 1 shot, one-sentence answers, 8 steps per adapter, 4 users x 2 questions per split")
+    q.add_argument("--shots", type=int, default=None, help="shots per episode (default 4; quick 1)")
+    q.add_argument("--steps", type=int, default=None, help="optimizer steps per adapter (default 200; quick 8)")
+    q.add_argument("--eval-users", type=int, default=None, help="users evaluated per split (default 20; quick 4)")
+    q.add_argument("--rows", nargs="+", default=None, help="subset of rows by label (default: all six)")
+    q.set_defaults(func=run_bench)
+    return q
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.markdown import Markdown
+
+    from persona_lab.core.errors import ConfigError
+    from persona_lab.eval.fspo_bench import ROWS, FSPOBenchConfig, quick_config, run_fspo_bench
+
+    cfg = quick_config(args.out, args.base) if args.quick else FSPOBenchConfig(out=args.out, base=args.base)
+    changes = {k: v for k, v in (("shots", args.shots), ("steps", args.steps), ("eval_users", args.eval_users))
+               if v is not None}
+    if changes:
+        cfg = dataclasses.replace(cfg, **changes)
+    rows = ROWS
+    if args.rows:
+        known = {r.label: r for r in ROWS}
+        unknown = [r for r in args.rows if r not in known]
+        if unknown:
+            raise ConfigError(f"unknown rows {unknown}", hint=f"choose from {list(known)}")
+        rows = tuple(r for r in ROWS if r.label in args.rows)
+        if rows[0].label != "zero-shot":
+            rows = (ROWS[0], *rows)  # the base answers every win rate compares with
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    run_fspo_bench(cfg, rows=rows, on_log=lambda s: err.print(f"bench fspo: {s}", markup=False))
+    Console().print(Markdown((Path(args.out) / "results.md").read_text()))
+    print(f"results: {args.out}/results.json, results.md, win_rates.png")
+    return 0

@@ -660,3 +660,51 @@ def eval_episodes(data: FSPOData, split: str, *, n_shots: int = 4, seed: int = 0
 def default_data(seed: int = 0, answer_sentences: int = 0) -> FSPOData:
     """The default data set (built in memory, about a second), shared by envs in one process."""
     return build_fspo_data(FSPODataConfig(seed=seed, answer_sentences=answer_sentences))
+
+
+_EXAMPLE_RE = re.compile(
+    r"# Example \d+\n## Question\n(?P<q>.*?)\n## Preferred Response\n(?P<w>.*?)\n## Dispreferred Response\n"
+    r"(?P<l>.*?)\n(?=\n# Example \d+\n|\n# Task\n)",
+    re.S,
+)
+_TASK_RE = re.compile(r"\n?# Task\n.*?\n## Question\n(?P<q>.*?)\n?$", re.S)
+
+
+def parse_episode(text: str) -> tuple[list[tuple[str, str, str]], str]:
+    """``(shots, question)`` of an episode's raw text: each shot is ``(question, preferred, dispreferred)``.
+
+    The inverse of :func:`episode_text` (the public vocabulary an agent may use to read its observation).
+    """
+    shots = [(m["q"], m["w"], m["l"]) for m in _EXAMPLE_RE.finditer(text)]
+    task = _TASK_RE.search(text)
+    if task is None:
+        raise DataError("not an FSPO episode: no '# Task' block with a '## Question'", field="prompt")
+    return shots, task["q"].strip()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the verifiable user says of an answer: each checker's result and the share satisfied."""
+
+    checks: dict[str, bool]
+
+    @property
+    def satisfied(self) -> int:
+        return sum(self.checks.values())
+
+    @property
+    def share(self) -> float:
+        return self.satisfied / len(self.checks) if self.checks else 1.0
+
+
+class CheckerUser:
+    """FSPO's simulated user: judges an answer with its preferences' checkers (no model, no judge).
+
+    The same user serves ``user="scripted"`` and ``user="llm"``: the reward is judge-free either way;
+    an LLM judge belongs in evaluation, beside the checker verdict, not in the reward.
+    """
+
+    kind = "checker"
+
+    def judge(self, answer: str, preference_ids: Sequence[str]) -> Verdict:
+        return Verdict(catalog.satisfied(answer, preference_ids))

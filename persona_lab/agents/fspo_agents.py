@@ -1,0 +1,132 @@
+"""Agents of the few-shot personalization task (``fewshot``, FSPO's env): zero-shot, few-shot, oracle.
+
+With a model:
+
+- ``no-learning`` (zero-shot): the question alone, under a generic system prompt;
+- ``few-shot``: the episode prompt (the user's shots, then the question) in one user message: few-shot
+  prompting with no training, and, with an FSPO adapter (``--backend hf:<base>+<adapter>``), FSPO
+  itself (``fspo`` is the same agent under the method's name);
+- ``oracle``: the question with the user's true description in the system prompt.
+
+Without a model (scripted skills, the judge-free reference): zero-shot answers with the question
+bank's base answer; few-shot reads the shots, keeps the catalog preferences every preferred answer
+meets and some dispreferred answer misses, and applies their editors; the oracle applies the
+editors of the user's true preferences.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from persona_lab.agents.base import AGENTS, BaseAgent, register_for_task
+from persona_lab.models.base import ChatModel, ChatRequest
+from persona_lab.simulators import catalog
+from persona_lab.simulators import fspo as F
+
+TASK = "fewshot"
+
+
+def scripted_base_answer(question: str) -> str:
+    """The scripted assistant's answer with no knowledge of the user."""
+    found = F.find_question(question)
+    return found.answer if found is not None else f"Here is a short answer to your question: {question}"
+
+
+def infer_from_shots(shots: list[tuple[str, str, str]]) -> list[str]:
+    """Catalog ids every preferred answer satisfies and at least one dispreferred answer violates,
+    reduced to a compatible set (most salient first)."""
+    if not shots:
+        return []
+    ids = list(catalog.CATALOG)
+    always = [pid for pid in ids if all(catalog.CATALOG[pid].check(w) for _, w, _ in shots)]
+    telling = [pid for pid in always if any(not catalog.CATALOG[pid].check(rej) for _, _, rej in shots)]
+    kept: list[str] = []
+    for pid in sorted(telling, key=lambda p: -catalog.CATALOG[p].salience):
+        if catalog.compatible([*kept, pid]):
+            kept.append(pid)
+    return catalog.canonical_order(kept)
+
+
+class FewShotAgent(BaseAgent):
+    """Shared plumbing of the ``fewshot`` agents."""
+
+    name = "fewshot"
+    tasks: tuple[str, ...] = (TASK,)
+    world = "the few-shot task"
+    default_max_new_tokens = 200
+
+    def generate(self, messages: list[dict[str, str]]) -> str:
+        assert self.model is not None
+        (c,) = self.model.generate([ChatRequest.of(messages, self.params)])
+        return c.text.strip()
+
+    def act(self, observation: dict[str, Any]) -> str:
+        question = observation["question"]
+        if self.model is None:
+            self.step_info = {"used_preference": ""}
+            return scripted_base_answer(question)
+        return self.generate(F.zero_shot_messages(question)) or scripted_base_answer(question)
+
+    def base_prompt(self, observation: dict[str, Any]) -> list[dict[str, str]] | None:
+        return F.zero_shot_messages(observation["question"])
+
+
+@register_for_task("no-learning", TASK)
+class ZeroShotAgent(FewShotAgent):
+    """Answers the question alone (the base model: FSPO's reference for win rates)."""
+
+    name = "no-learning"
+
+
+@AGENTS.register("few-shot", "fewshot task: the user's preference pairs in the prompt, then the question")
+class FewShotPromptAgent(FewShotAgent):
+    """Few-shot prompting: the episode prompt as one user message. With an FSPO adapter, FSPO."""
+
+    name = "few-shot"
+
+    def act(self, observation: dict[str, Any]) -> str:
+        if self.model is None:
+            shots, question = F.parse_episode(observation["prompt"])
+            ids = infer_from_shots(shots)
+            self.step_info = {"used_preference": catalog.describe(ids) if ids else ""}
+            base = scripted_base_answer(question)
+            return catalog.apply_preferences(base, ids) if ids else base
+        text = self.generate(self.base_prompt(observation))
+        return F.answer_from_completion(text) or scripted_base_answer(observation["question"])
+
+    def base_prompt(self, observation: dict[str, Any]) -> list[dict[str, str]] | None:
+        return [{"role": "system", "content": F.SYSTEM_PROMPT}, {"role": "user", "content": observation["prompt"]}]
+
+
+@register_for_task("fspo", TASK)
+class FSPOAgent(FewShotPromptAgent):
+    """FSPO at test time: the few-shot prompt, answered by a model carrying an FSPO adapter."""
+
+    name = "fspo"
+
+
+@register_for_task("oracle", TASK)
+class FewShotOracleAgent(FewShotAgent):
+    """Told the user's true description by the runner (FSPO's oracle-persona row)."""
+
+    name = "oracle"
+
+    def __init__(self, task: str = TASK, model: ChatModel | None = None, **kwargs: Any) -> None:
+        super().__init__(task, model, **kwargs)
+        self._truth: dict[str, Any] = {}
+
+    def reveal(self, truth: dict[str, Any]) -> None:
+        self._truth = truth
+
+    def act(self, observation: dict[str, Any]) -> str:
+        question = observation["question"]
+        description = self._truth.get("preference")
+        self.step_info = {"used_preference": description or ""}
+        if self.model is None:
+            ids = list(self._truth.get("preference_ids") or [])
+            base = scripted_base_answer(question)
+            return catalog.apply_preferences(base, ids) if ids else base
+        return self.generate(F.zero_shot_messages(question, description)) or scripted_base_answer(question)
+
+    def base_prompt(self, observation: dict[str, Any]) -> list[dict[str, str]] | None:
+        return F.zero_shot_messages(observation["question"], self._truth.get("preference"))

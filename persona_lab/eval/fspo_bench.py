@@ -1,0 +1,338 @@
+"""``persona-lab bench fspo``: FSPO's evaluation, judge-free: build users and data, train, evaluate.
+
+Steps (each cached in ``out`` and skipped when already done, so a killed bench resumes):
+
+1. ``data/``: the verifiable users and pairs (:mod:`persona_lab.simulators.fspo`).
+2. ``adapters/<name>/``: FSPO-DPO, FSPO-IPO and FSPO-DPO + description LoRA adapters of ``base``
+   (skipped for the scripted reference, which has no weights to train).
+3. ``answers/<row>/<split>.jsonl``: every row's answers to the same evaluation episodes (eval
+   questions of train, held-out and interpolated users, shots from their train-question pairs),
+   each with the user's checker verdicts.
+4. ``results.json``, ``results.md``, ``win_rates.png``: per row and user split, the **win rate vs the
+   base model** (the zero-shot row's answer to the same item: more checkers satisfied = win, equal =
+   tie counted 0.5) with a Wilson 95% interval over items (ties as half successes), the mean share of
+   checkers satisfied, and, for the adapters, the implicit-reward **pair accuracy and margin** on the
+   held-out pairs (β·(Δ log-ratio chosen − Δ log-ratio rejected) > 0), which stays informative where
+   the win rate is underpowered.
+
+Rows: zero-shot (the base model, the reference), few-shot prompting (same context, no training),
+oracle (the true description in the prompt), FSPO-DPO, FSPO-IPO, FSPO-DPO + description.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from persona_lab.core.io import atomic_write_json, atomic_write_text
+from persona_lab.eval.metrics import wilson_interval
+from persona_lab.simulators import fspo as F
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FSPORow:
+    """A table row: which agent prompt, with which adapter (``None``: the base model)."""
+
+    label: str
+    agent: str
+    adapter: str | None = None
+    description: bool = False
+
+
+ROWS: tuple[FSPORow, ...] = (
+    FSPORow("zero-shot", "no-learning"),
+    FSPORow("few-shot prompting", "few-shot"),
+    FSPORow("oracle description", "oracle"),
+    FSPORow("FSPO-DPO", "few-shot", "dpo"),
+    FSPORow("FSPO-IPO", "few-shot", "ipo"),
+    FSPORow("FSPO-DPO + description", "few-shot", "dpo-description", description=True),
+)
+#: adapter name -> (loss, description variant)
+ADAPTERS = {"dpo": ("dpo", False), "ipo": ("ipo", False), "dpo-description": ("dpo", True)}
+
+
+@dataclass(frozen=True)
+class FSPOBenchConfig:
+    """What ``persona-lab bench fspo`` runs (saved to ``results.json``)."""
+
+    out: str = field(metadata={"help": "results folder"})
+    base: str = field(default="smollm2-135m", metadata={"help": "base model to train and evaluate, or 'scripted'"})
+    data: F.FSPODataConfig = field(default_factory=F.FSPODataConfig, metadata={"help": "users and pairs"})
+    shots: int = field(default=4, metadata={"help": "shots per episode (train and eval)"})
+    eval_users: int = field(default=20, metadata={"help": "users evaluated per split"})
+    eval_questions: int = field(default=4, metadata={"help": "eval questions per user"})
+    steps: int = field(default=200, metadata={"help": "optimizer steps per adapter"})
+    batch_size: int = field(default=4, metadata={"help": "episodes per step"})
+    learning_rate: float = field(default=5e-5, metadata={"help": "LoRA learning rate"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    max_length: int = field(default=2048, metadata={"help": "token limit; longer episodes are dropped"})
+    max_new_tokens: int = field(default=200, metadata={"help": "answer budget"})
+    seed: int = field(default=0, metadata={"help": "training and episode seed"})
+    pair_splits: tuple[str, ...] = field(default=F.SPLITS, metadata={"help": "user splits of the pair accuracy"})
+
+    @property
+    def scripted(self) -> bool:
+        return self.base == "scripted"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["data"], d["pair_splits"] = self.data.to_dict(), list(self.pair_splits)
+        return d
+
+
+def quick_config(out: str, base: str = "smollm2-135m") -> FSPOBenchConfig:
+    """Sizes for a 2-core CPU: 1 shot, one-sentence base answers, 8 steps per adapter, 4 users × 2
+    questions per split. Underpowered for win rates by design; pair accuracy and margin carry it."""
+    data = F.FSPODataConfig(train_users=24, heldout_users=8, interpolated_users=8, train_pairs_per_user=6,
+                            eval_pairs_per_user=2, answer_sentences=1)
+    return FSPOBenchConfig(out=out, base=base, data=data, shots=1, eval_users=4, eval_questions=2, steps=8,
+                           batch_size=2, learning_rate=2e-4, lora_r=8, max_length=512, max_new_tokens=64,
+                           pair_splits=("heldout",))
+
+
+# --- steps ----------------------------------------------------------------------------------------
+
+
+def ensure_data(cfg: FSPOBenchConfig) -> F.FSPOData:
+    folder = Path(cfg.out) / "data"
+    if (folder / F.META_FILE).is_file():
+        data = F.FSPOData.load(folder)
+        if data.config == cfg.data:
+            return data
+        log.warning("fspo bench: data in %s was built with other settings; rebuilding", folder)
+    data = F.build_fspo_data(cfg.data)
+    data.save(folder)
+    return data
+
+
+def ensure_adapters(cfg: FSPOBenchConfig, rows: tuple[FSPORow, ...], on_log: Callable[[str], None]) -> dict[str, Path]:
+    """Train the adapters the rows need (skipping finished ones). Returns name -> folder."""
+    from persona_lab.train.fspo import FSPOTrainConfig, train_fspo
+
+    out: dict[str, Path] = {}
+    for name in dict.fromkeys(r.adapter for r in rows if r.adapter):
+        folder = Path(cfg.out) / "adapters" / name
+        out[name] = folder
+        if (folder / "adapter_config.json").is_file():
+            continue
+        loss, description = ADAPTERS[name]
+        tc = FSPOTrainConfig(base=cfg.base, data=str(Path(cfg.out) / "data"), out=str(folder), loss=loss,
+                             description=description, shots=cfg.shots, max_steps=cfg.steps,
+                             batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, lora_r=cfg.lora_r,
+                             lora_alpha=2 * cfg.lora_r, max_length=cfg.max_length, seed=cfg.seed,
+                             episode_seed=cfg.seed, precompute_ref_log_probs=True,
+                             max_samples=cfg.steps * cfg.batch_size, warmup=0.1)
+        on_log(f"training {name} ({loss}, description={description}, {cfg.steps} steps)")
+        start = time.perf_counter()
+        train_fspo(tc, overwrite=True)
+        on_log(f"trained {name} in {time.perf_counter() - start:.0f} s")
+    return out
+
+
+def episodes(cfg: FSPOBenchConfig, data: F.FSPOData, split: str) -> list[F.Episode]:
+    eps = F.eval_episodes(data, split, n_shots=cfg.shots, seed=cfg.seed, per_user=cfg.eval_questions)
+    keep = {u.id for u in data.users_in(split)[: cfg.eval_users]}
+    return [e for e in eps if e.user_id in keep]
+
+
+def row_messages(row: FSPORow, ep: F.Episode, user: F.FSPOUser) -> list[dict[str, str]]:
+    """The prompt a row sends for an episode (the agents' prompts, :mod:`persona_lab.agents.fspo_agents`)."""
+    q = ep.query.question
+    if row.agent == "no-learning":
+        return F.zero_shot_messages(q)
+    if row.agent == "oracle":
+        return F.zero_shot_messages(q, user.description)
+    return F.episode_messages(ep.shots, q, description=row.description)
+
+
+def _scripted_answer(row: FSPORow, ep: F.Episode, user: F.FSPOUser) -> str:
+    from persona_lab.agents.fspo_agents import infer_from_shots, scripted_base_answer
+    from persona_lab.simulators import catalog
+
+    base = scripted_base_answer(ep.query.question)
+    if row.agent == "no-learning":
+        return base
+    if row.agent == "oracle":
+        return catalog.apply_preferences(base, user.preference_ids)
+    ids = infer_from_shots([(s.question, s.preferred, s.dispreferred) for s in ep.shots])
+    return catalog.apply_preferences(base, ids) if ids else base
+
+
+def answer_row(cfg: FSPOBenchConfig, row: FSPORow, split: str, eps: list[F.Episode], data: F.FSPOData,
+               adapters: dict[str, Path], models: dict[str, Any]) -> list[dict[str, Any]]:
+    """Answers of one row on one split's episodes, with verdicts (read from disk when done)."""
+    from persona_lab.models import open_chat_model
+    from persona_lab.models.base import ChatRequest, GenerationParams
+
+    path = Path(cfg.out) / "answers" / _slug(row.label) / f"{split}.jsonl"
+    keys = [f"{e.user_id}/{e.query.question_id}" for e in eps]
+    if path.is_file():
+        done = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if [d["key"] for d in done] == keys:
+            return done
+    users = {u.id: u for u in data.users}
+    if cfg.scripted:
+        texts = [_scripted_answer(row, e, users[e.user_id]) for e in eps]
+    else:
+        spec = f"hf:{cfg.base}" + (f"+{adapters[row.adapter]}" if row.adapter else "")
+        if spec not in models:
+            models.clear()  # one model in memory at a time
+            models[spec] = open_chat_model(spec)
+        params = GenerationParams(max_new_tokens=cfg.max_new_tokens)
+        done_c = models[spec].generate([ChatRequest.of(row_messages(row, e, users[e.user_id]), params) for e in eps])
+        texts = [c.text for c in done_c]
+    judge = F.CheckerUser()
+    records = []
+    for key, ep, text in zip(keys, eps, texts):
+        answer = F.answer_from_completion(text)
+        verdict = judge.judge(answer, users[ep.user_id].preference_ids)
+        records.append({"key": key, "user_id": ep.user_id, "question_id": ep.query.question_id, "raw": text,
+                        "answer": answer, "checks": verdict.checks, "satisfied": verdict.satisfied,
+                        "share": verdict.share})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    return records
+
+
+def win_rate(rows: list[dict[str, Any]], base: list[dict[str, Any]]) -> dict[str, float]:
+    """Win rate against the base answers of the same items, ties 0.5, with a Wilson 95% interval."""
+    by_key = {b["key"]: b["satisfied"] for b in base}
+    wins = ties = n = 0
+    for r in rows:
+        if r["key"] not in by_key:
+            continue
+        n += 1
+        if r["satisfied"] > by_key[r["key"]]:
+            wins += 1
+        elif r["satisfied"] == by_key[r["key"]]:
+            ties += 1
+    score = wins + 0.5 * ties
+    low, high = wilson_interval(score, n) if n else (float("nan"), float("nan"))  # type: ignore[arg-type]
+    return {"win_rate": score / n if n else float("nan"), "ci_low": low, "ci_high": high, "n": n,
+            "wins": wins, "ties": ties}
+
+
+def pair_stats(cfg: FSPOBenchConfig, data: F.FSPOData, adapter: Path, description: bool, beta: float,
+               split: str) -> dict[str, float]:
+    """Implicit-reward accuracy and mean margin of an adapter on one split's evaluation pairs."""
+    from persona_lab.train.fspo import pair_reward_stats
+
+    users = {u.id: u for u in data.users}
+    eps = episodes(cfg, data, split)
+    rows = [F.episode_row(e, description=users[e.user_id].description if description else None, conversational=True)
+            for e in eps]
+    return pair_reward_stats(cfg.base, str(adapter), rows, beta=beta)
+
+
+def run_fspo_bench(cfg: FSPOBenchConfig, *, rows: tuple[FSPORow, ...] = ROWS,
+                   on_log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    """Every step of the bench (resumable); returns and writes the results."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    data = ensure_data(cfg)
+    on_log(f"data: {len(data.users)} users, {len(data.pairs)} verified pairs")
+    active = tuple(r for r in rows if not (cfg.scripted and r.adapter))
+    adapters = {} if cfg.scripted else ensure_adapters(cfg, active, on_log)
+    models: dict[str, Any] = {}
+    answers: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for row in active:
+        answers[row.label] = {}
+        for split in F.SPLITS:
+            eps = episodes(cfg, data, split)
+            answers[row.label][split] = answer_row(cfg, row, split, eps, data, adapters, models)
+            on_log(f"answered {row.label} / {split}: {len(eps)} items")
+    models.clear()
+    base_label = active[0].label
+    results: dict[str, Any] = {"config": cfg.to_dict(), "rows": {}, "skipped_rows": [r.label for r in rows if r not in active]}
+    for row in active:
+        entry: dict[str, Any] = {"agent": row.agent, "adapter": row.adapter, "splits": {}}
+        for split in F.SPLITS:
+            recs = answers[row.label][split]
+            entry["splits"][split] = {
+                **win_rate(recs, answers[base_label][split]),
+                "checker_share": sum(r["share"] for r in recs) / len(recs) if recs else float("nan"),
+            }
+        if row.adapter and not cfg.scripted:
+            from persona_lab.train.fspo import DEFAULT_BETA
+
+            loss, desc = ADAPTERS[row.adapter]
+            stats_path = out / "answers" / _slug(row.label) / "pair_stats.json"
+            if stats_path.is_file():
+                entry["pairs"] = json.loads(stats_path.read_text())
+            else:
+                entry["pairs"] = {s: pair_stats(cfg, data, adapters[row.adapter], desc, DEFAULT_BETA[loss], s)
+                                  for s in cfg.pair_splits}
+                atomic_write_json(stats_path, entry["pairs"])
+            on_log(f"pair stats {row.label}: {entry['pairs']}")
+        results["rows"][row.label] = entry
+    results["wall_s"] = round(time.perf_counter() - start, 1)
+    atomic_write_json(out / "results.json", results)
+    atomic_write_text(out / "results.md", markdown(results))
+    plot(results, out / "win_rates.png")
+    return results
+
+
+def markdown(results: dict[str, Any]) -> str:
+    cfg = results["config"]
+    lines = [
+        f"FSPO bench, base `{cfg['base']}`, {cfg['shots']} shot(s), {cfg['eval_users']} users × "
+        f"{cfg['eval_questions']} eval questions per split. Win rate vs the zero-shot base answer (more of the "
+        "user's checkers satisfied = win, tie = 0.5) with Wilson 95% CI; share = mean share of checkers "
+        "satisfied; pair acc / margin = implicit-reward accuracy and mean margin on the same items' pairs.",
+        "",
+        "| row | " + " | ".join(f"{s} win rate [95% CI] | {s} share" for s in F.SPLITS) + " | pair acc / margin (heldout) |",
+        "| --- |" + " --- | --- |" * len(F.SPLITS) + " --- |",
+    ]
+    for label, row in results["rows"].items():
+        cells = [label]
+        for s in F.SPLITS:
+            w = row["splits"][s]
+            cells.append(f"{w['win_rate']:.2f} [{w['ci_low']:.2f}, {w['ci_high']:.2f}] (n={w['n']})")
+            cells.append(f"{w['checker_share']:.2f}")
+        p = row.get("pairs", {}).get("heldout")
+        cells.append(f"{p['accuracy']:.2f} / {p['margin']:+.3f}" if p else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    if results.get("skipped_rows"):
+        lines += ["", f"Not run with the scripted base (no weights to train): {', '.join(results['skipped_rows'])}."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    labels = list(results["rows"])
+    fig = Figure(figsize=(8, 4), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 / max(1, len(labels))
+    for i, label in enumerate(labels):
+        xs, ys, err = [], [], [[], []]
+        for j, s in enumerate(F.SPLITS):
+            w = results["rows"][label]["splits"][s]
+            xs.append(j + i * width)
+            ys.append(w["win_rate"])
+            err[0].append(max(0.0, w["win_rate"] - w["ci_low"]))
+            err[1].append(max(0.0, w["ci_high"] - w["win_rate"]))
+        ax.bar(xs, ys, width, yerr=err, label=label, capsize=2)
+    ax.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(F.SPLITS))], list(F.SPLITS))
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("win rate vs base (checkers)")
+    ax.set_title(f"FSPO bench ({results['config']['base']})")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def _slug(label: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in label.lower()).strip("-").replace("--", "-")
