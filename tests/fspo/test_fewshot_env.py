@@ -1,0 +1,105 @@
+"""FewShotPreference-v0: the contract, the reward, privileged info, its agents, and bench fspo (scripted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+import persona_lab  # noqa: F401  (registers the envs)
+from persona_lab.agents import create_agent
+from persona_lab.agents.fspo_agents import infer_from_shots
+from persona_lab.simulators import catalog
+from persona_lab.simulators import fspo as F
+from persona_lab.testing.contracts import check_registered_env
+
+ENV_ID = "persona_lab/FewShotPreference-v0"
+
+
+def test_contract_with_no_kwargs() -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym.make(ENV_ID)
+    check_env(env.unwrapped, skip_render_check=True)
+    assert len(check_registered_env(ENV_ID, rounds=3)) == 3
+
+
+def test_observation_reward_and_info() -> None:
+    env = gym.make(ENV_ID, shots=2, rounds=2, split="interpolated")
+    obs, info = env.reset(seed=5)
+    truth = info["privileged"]["next"]
+    shots, question = F.parse_episode(obs["prompt"])
+    assert len(shots) == 2 and question == obs["question"]
+    assert truth["split"] == "interpolated" and truth["preference"] == F.describe_user(truth["preference_ids"])
+    assert obs["prompt"].startswith("# Example 1\n## Question\n") and "# Task\n" in obs["prompt"]
+    base = F.find_question(question).answer
+    perfect = catalog.apply_preferences(base, truth["preference_ids"])
+    _, reward, term, trunc, info = env.step(perfect)
+    assert reward == 1.0 and not term and not trunc
+    assert info["checks"] == dict.fromkeys(catalog.canonical_order(truth["preference_ids"]), True)
+    assert info["privileged"]["round"]["user_id"] == truth["user_id"] and "preference" not in info
+    # a plain answer satisfies fewer checkers; the description variant's completion is parsed
+    _, reward2, _, trunc2, info2 = env.step(F.completion_text("A plain answer.", "Some description."))
+    assert reward2 == info2["preference_satisfaction"] < 1.0 and trunc2
+    assert reward2 == sum(info2["checks"].values()) / len(info2["checks"])
+
+
+def test_agents_scripted_order_and_base_prompts_differ() -> None:
+    env = gym.make(ENV_ID, shots=3, rounds=2)
+    means = {}
+    for name in ("no-learning", "few-shot", "fspo", "oracle"):
+        agent = create_agent(name, "fewshot", None)
+        rewards = []
+        for ep in range(6):
+            obs, info = env.reset(seed=ep)
+            done = False
+            while not done:
+                if hasattr(agent, "reveal"):
+                    agent.reveal(info["privileged"]["next"])
+                obs, r, term, trunc, info = env.step(agent.act(obs))
+                rewards.append(r)
+                done = term or trunc
+        means[name] = sum(rewards) / len(rewards)
+    assert means["no-learning"] < 0.6 < means["few-shot"] <= means["oracle"] == 1.0
+    obs, _ = env.reset(seed=0)
+    zero = create_agent("no-learning", "fewshot", None).base_prompt(obs)
+    few = create_agent("few-shot", "fewshot", None).base_prompt(obs)
+    assert zero != few and obs["prompt"] in few[-1]["content"] and obs["prompt"] not in zero[-1]["content"]
+
+
+def test_scripted_few_shot_inference_reads_the_shots() -> None:
+    data = F.default_data()
+    user = data.users_in("heldout")[0]
+    shots = [(p.question, p.preferred, p.dispreferred) for p in data.pairs_by_user[user.id]["train"][:6]]
+    inferred = infer_from_shots(shots)
+    assert set(user.preference_ids) & set(inferred)
+    assert infer_from_shots([]) == []
+
+
+def test_bench_fspo_scripted_writes_tables_and_resumes(tmp_path: Path) -> None:
+    from persona_lab.cli.main import main
+
+    out = tmp_path / "bench"
+    args = ["bench", "fspo", "--base", "scripted", "--quick", "--out", str(out)]
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["rows"]) == {"zero-shot", "few-shot prompting", "oracle description"}
+    for split in F.SPLITS:
+        assert results["rows"]["zero-shot"]["splits"][split]["win_rate"] == 0.5
+        oracle = results["rows"]["oracle description"]["splits"][split]
+        assert oracle["ci_low"] <= oracle["win_rate"] <= oracle["ci_high"] and oracle["win_rate"] > 0.5
+    assert (out / "win_rates.png").stat().st_size > 0 and "| zero-shot |" in (out / "results.md").read_text()
+    answers = out / "answers" / "zero-shot" / "heldout.jsonl"
+    stamp = answers.stat().st_mtime_ns
+    assert main(args) == 0 and answers.stat().st_mtime_ns == stamp  # resumed: nothing recomputed
+
+
+def test_bad_kwargs_are_config_errors() -> None:
+    from persona_lab.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="split"):
+        gym.make(ENV_ID, split="test")
+    with pytest.raises(ConfigError, match="user kind"):
+        gym.make(ENV_ID, user="human")
