@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from persona_lab.agents.base import AGENTS, BaseAgent, register_for_task
+from persona_lab.agents.base import AGENTS, BaseAgent, TruthAware
 from persona_lab.models.base import ChatModel, ChatRequest
 from persona_lab.simulators import catalog
 from persona_lab.simulators import fspo as F
@@ -71,14 +71,14 @@ class FewShotAgent(BaseAgent):
         return F.zero_shot_messages(observation["question"])
 
 
-@register_for_task("no-learning", TASK)
+@AGENTS.register("no-learning", "Answers the question alone (zero-shot: the base model of FSPO's win rates).")
 class ZeroShotAgent(FewShotAgent):
     """Answers the question alone (the base model: FSPO's reference for win rates)."""
 
     name = "no-learning"
 
 
-@AGENTS.register("few-shot", "fewshot task: the user's preference pairs in the prompt, then the question")
+@AGENTS.register("few-shot", "The user's preference pairs in the prompt, then the question (few-shot prompting).")
 class FewShotPromptAgent(FewShotAgent):
     """Few-shot prompting: the episode prompt as one user message. With an FSPO adapter, FSPO."""
 
@@ -98,35 +98,32 @@ class FewShotPromptAgent(FewShotAgent):
         return [{"role": "system", "content": F.SYSTEM_PROMPT}, {"role": "user", "content": observation["prompt"]}]
 
 
-@register_for_task("fspo", TASK)
+@AGENTS.register("fspo", "FSPO: the few-shot prompt, answered by a model with an FSPO adapter (hf:<base>+<adapter>).")
 class FSPOAgent(FewShotPromptAgent):
     """FSPO at test time: the few-shot prompt, answered by a model carrying an FSPO adapter."""
 
     name = "fspo"
 
 
-@register_for_task("oracle", TASK)
-class FewShotOracleAgent(FewShotAgent):
+@AGENTS.register("oracle", "Told the user's true description by the runner (FSPO's oracle persona).")
+class FewShotOracleAgent(TruthAware, FewShotAgent):
     """Told the user's true description by the runner (FSPO's oracle-persona row)."""
 
     name = "oracle"
 
     def __init__(self, task: str = TASK, model: ChatModel | None = None, **kwargs: Any) -> None:
         super().__init__(task, model, **kwargs)
-        self._truth: dict[str, Any] = {}
-
-    def reveal(self, truth: dict[str, Any]) -> None:
-        self._truth = truth
+        self.truth: dict[str, Any] = {}
 
     def act(self, observation: dict[str, Any]) -> str:
         question = observation["question"]
-        description = self._truth.get("preference")
+        description = self.truth.get("preference")
         self.step_info = {"used_preference": description or ""}
         if self.model is None:
-            ids = list(self._truth.get("preference_ids") or [])
+            ids = list(self.truth.get("preference_ids") or [])
             base = scripted_base_answer(question)
             return catalog.apply_preferences(base, ids) if ids else base
         return self.generate(F.zero_shot_messages(question, description)) or scripted_base_answer(question)
 
     def base_prompt(self, observation: dict[str, Any]) -> list[dict[str, str]] | None:
-        return F.zero_shot_messages(observation["question"], self._truth.get("preference"))
+        return F.zero_shot_messages(observation["question"], self.truth.get("preference"))

@@ -83,10 +83,10 @@ def add_bench_parser(bsub: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="base model to train and evaluate (hf grammar), or 'scripted' for the judge-free "
                         "scripted reference without training (default smollm2-135m)")
     q.add_argument("--quick", action="store_true",
-                   help="CPU sizes: 1 shot, one-sentence answers, 8 steps per adapter, 4 users x 2 questions per split")
+                   help="CPU sizes: 1 shot, one-sentence answers, 6 steps per adapter, 3 users x 1 question per split")
     q.add_argument("--shots", type=int, default=None, help="shots per episode (default 4; quick 1)")
-    q.add_argument("--steps", type=int, default=None, help="optimizer steps per adapter (default 200; quick 8)")
-    q.add_argument("--eval-users", type=int, default=None, help="users evaluated per split (default 20; quick 4)")
+    q.add_argument("--steps", type=int, default=None, help="optimizer steps per adapter (default 200; quick 6)")
+    q.add_argument("--eval-users", type=int, default=None, help="users evaluated per split (default 20; quick 3)")
     q.add_argument("--rows", nargs="+", default=None, help="subset of rows by label (default: all six)")
     q.set_defaults(func=run_bench)
     return q
@@ -99,6 +99,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     from persona_lab.core.errors import ConfigError
     from persona_lab.eval.fspo_bench import ROWS, FSPOBenchConfig, quick_config, run_fspo_bench
+    from persona_lab.train.fspo import DEFAULT_BETA
 
     cfg = quick_config(args.out, args.base) if args.quick else FSPOBenchConfig(out=args.out, base=args.base)
     changes = {k: v for k, v in (("shots", args.shots), ("steps", args.steps), ("eval_users", args.eval_users))
@@ -115,7 +116,25 @@ def run_bench(args: argparse.Namespace) -> int:
         if rows[0].label != "zero-shot":
             rows = (ROWS[0], *rows)  # the base answers every win rate compares with
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    run_fspo_bench(cfg, rows=rows, on_log=lambda s: err.print(f"bench fspo: {s}", markup=False))
+    run_fspo_bench(cfg, rows=rows, train=_trainer(cfg), betas=dict(DEFAULT_BETA),
+                   on_log=lambda s: err.print(f"bench fspo: {s}", markup=False))
     Console().print(Markdown((Path(args.out) / "results.md").read_text()))
     print(f"results: {args.out}/results.json, results.md, win_rates.png")
     return 0
+
+
+def _trainer(cfg: Any) -> Any:
+    """The bench's adapter trainer: ``train fspo`` with the bench's sizes (reference log-probs
+    precomputed for only the episodes the steps use)."""
+    from persona_lab.train.fspo import FSPOTrainConfig, train_fspo
+
+    def train(name: str, loss: str, description: bool, folder: Any) -> None:
+        tc = FSPOTrainConfig(base=cfg.base, data=str(folder.parent.parent / "data"), out=str(folder), loss=loss,
+                             description=description, shots=cfg.shots, max_steps=cfg.steps,
+                             batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, lora_r=cfg.lora_r,
+                             lora_alpha=2 * cfg.lora_r, max_length=cfg.max_length, seed=cfg.seed,
+                             episode_seed=cfg.seed, precompute_ref_log_probs=True,
+                             max_samples=cfg.steps * cfg.batch_size, warmup=0.1)
+        train_fspo(tc, overwrite=True)
+
+    return train

@@ -10,21 +10,23 @@ after the last ``## Preferred Response`` header.
 
 Reward: the share of the user's preference checkers the answer satisfies (judge-free). ``info``
 carries each checker's result, the count, the packaged base answer's count for reference, and under
-:data:`PRIVILEGED` the user's description and preference ids (for evaluators and the oracle only).
+``privileged`` the user's description and preference ids (for evaluators and the oracle only).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-import gymnasium as gym
 from gymnasium import spaces
 
 from persona_lab.core.errors import ConfigError
-from persona_lab.core.seeding import stable_hash
-from persona_lab.envs.edit_env import MAX_RESPONSE_CHARS, PRIVILEGED
+from persona_lab.core.records import TransitionRecord
+from persona_lab.envs.base import PersonaEnv
+from persona_lab.envs.edit_env import MAX_RESPONSE_CHARS
 from persona_lab.envs.spaces import text_space
+from persona_lab.models.base import ChatModel
 from persona_lab.simulators import fspo as F
 
 TASK = "fewshot"
@@ -51,13 +53,14 @@ def _charset(data: F.FSPOData) -> str:
     return _CHARSETS[key]
 
 
-class FewShotPreferenceEnv(gym.Env[dict[str, Any], str]):
+class FewShotPreferenceEnv(PersonaEnv[dict[str, Any]]):
     """Few-shot personalization with verifiable users (FSPO).
 
     Args:
-        user: ``"scripted"`` or ``"llm"`` (both judge with the user's checkers: the reward never needs a
-            judge), or an object with ``judge(answer, preference_ids)``.
-        backend: unused (the user is verifiable); accepted for the runner's contract.
+        user: ``"scripted"`` (the checkers), ``"llm"`` (the checkers give the reward; an LLM judge told
+            the user's description adds its yes/no verdict to ``info["llm_verdict"]``, for agreement
+            studies), or an object with ``judge(answer, preference_ids, description, question)``.
+        backend: the LLM judge's ChatModel (or spec), for ``user="llm"``.
         rounds: questions per episode (default 4; at most the user's eval pairs, then they repeat).
         split: which users: ``heldout`` (default), ``interpolated`` or ``train``.
         shots: preference pairs shown before each question (the paper: 4 or 8).
@@ -68,7 +71,6 @@ class FewShotPreferenceEnv(gym.Env[dict[str, Any], str]):
         user_index: which user of the split; ``None`` draws one from the reset seed.
     """
 
-    metadata = {"render_modes": ["ansi"]}
     task = TASK
     feedback_keys: tuple[str, ...] = ()  # the user's verdict is the reward; no public text feedback
     default_rounds = 4
@@ -87,18 +89,13 @@ class FewShotPreferenceEnv(gym.Env[dict[str, Any], str]):
         user_index: int | None = None,
         render_mode: str | None = None,
     ) -> None:
-        rounds = self.default_rounds if rounds is None else rounds
-        if rounds < 1:
-            raise ConfigError(f"rounds must be >= 1, got {rounds}")
+        super().__init__(user=user, backend=backend, rounds=rounds, render_mode=render_mode)
         if split not in F.SPLITS:
             raise ConfigError(f"unknown split {split!r}", hint=f"use one of {F.SPLITS}")
         if shots < 0:
             raise ConfigError(f"shots must be >= 0, got {shots}")
-        if isinstance(user, str) and user not in ("scripted", "llm"):
-            raise ConfigError(f"unknown user kind {user!r}", hint="use 'scripted' or 'llm' (both verifiable here)")
-        self.rounds, self.split, self.shots, self.description = rounds, split, shots, description
-        self.user_index, self.render_mode = user_index, render_mode
-        self._user_spec, self._backend = user, backend
+        self.split, self.shots, self.description = split, shots, description
+        self.user_index = user_index
         self._data_spec = (data, data_seed, answer_sentences)
         self.data = _load(*self._data_spec)
         self.users = self.data.users_in(split)
@@ -116,7 +113,7 @@ class FewShotPreferenceEnv(gym.Env[dict[str, Any], str]):
             "prompt": text_space(len(F.DESCRIPTION_INSTRUCTION) + 64 + longest_q + shots * longest_pair, charset),
             "question": text_space(longest_q, charset),
         })
-        self.action_space = text_space(MAX_RESPONSE_CHARS)
+        self.action_space = text_space(MAX_RESPONSE_CHARS, charset)
         self.persona: F.FSPOUser | None = None
         self._queries: list[F.PreferencePair] = []
         self._episode: F.Episode | None = None
@@ -137,39 +134,34 @@ class FewShotPreferenceEnv(gym.Env[dict[str, Any], str]):
         self._queries = [order[t % len(order)] for t in range(self.rounds)]
         self._t, self._done, self._last = 0, False, None
         self._draw()
-        return self._observation(), {PRIVILEGED: {"next": self._truth()}}
+        return self._observation(), self.reset_info(self._truth())
 
     def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         if self.persona is None or self._done or self._episode is None:
             raise RuntimeError("call reset() before step() (and again after the episode ends)")
         if not isinstance(action, str):
             raise TypeError(f"the action must be the answer text (str), got {type(action).__name__}")
-        user, query = self.persona, self._episode.query
+        persona, query = self.persona, self._episode.query
         answer = F.answer_from_completion(action)
-        verdict = self._judge().judge(answer, user.preference_ids)
+        verdict = self.user.judge(answer, persona.preference_ids, persona.description, query.question)
         base = F.find_question(query.question)
-        base_verdict = self._judge().judge(base.answer, user.preference_ids) if base is not None else None
+        base_checks = F.CheckerUser().judge(base.answer, persona.preference_ids) if base is not None else None
         truth = self._truth()
-        info: dict[str, Any] = {
-            "round": self._t,
-            "doc_id": query.question_id,
-            "question": query.question,
-            "checks": dict(verdict.checks),
-            "satisfied": verdict.satisfied,
-            "preference_satisfaction": verdict.share,
-            "base_satisfied": None if base_verdict is None else base_verdict.satisfied,
-            "shot_questions": [s.question_id for s in self._episode.shots],
-            "split": self.split,
-            "usage": [],
-            "response_hash": stable_hash(action, length=16),
-        }
+        shots = [s.question_id for s in self._episode.shots]
+        t = self._t
         self._t += 1
         truncated = self._t >= self.rounds
         self._done = truncated
-        info[PRIVILEGED] = {"round": truth}
         if not truncated:
             self._draw()
-            info[PRIVILEGED]["next"] = self._truth()
+        info = self.make_info(
+            round=t, doc_id=query.question_id, action=action, usage=verdict.usage, truth=truth,
+            next_truth=None if truncated else self._truth(),
+            question=query.question, checks=dict(verdict.checks), satisfied=verdict.satisfied,
+            preference_satisfaction=verdict.share, llm_verdict=verdict.llm,
+            base_satisfied=None if base_checks is None else base_checks.satisfied, shot_questions=shots,
+            split=self.split,
+        )
         self._last = {"answer": answer, **info}
         return self._observation(), float(verdict.share), False, truncated, info
 
@@ -180,14 +172,17 @@ class FewShotPreferenceEnv(gym.Env[dict[str, Any], str]):
         marks = " ".join(f"{'+' if ok else '-'}{pid}" for pid, ok in last["checks"].items())
         return f"round {last['round']} ({last['doc_id']}): {marks}\n--- answer ---\n{last['answer']}\n"
 
-    def close(self) -> None:
-        return None
+    def make_user(self, kind: Any, model: ChatModel | None) -> Any:
+        if not isinstance(kind, str):
+            return kind
+        return F.LLMJudgeUser(model) if kind == "llm" else F.CheckerUser()
 
     @classmethod
-    def episode_metrics(cls, records: list[Any]) -> dict[str, float]:
-        """Mean checker share, the share of answers meeting every preference, and wins over the
-        packaged base answer (more checkers satisfied = 1, tie = 0.5)."""
-        infos = [r.info if hasattr(r, "info") else r["info"] for r in records]
+    def episode_metrics(cls, records: Sequence[TransitionRecord]) -> dict[str, float]:
+        """Mean checker share, the share of answers meeting every preference, wins over the packaged
+        base answer (more checkers satisfied = 1, tie = 0.5), and, with an LLM judge, its yes-rate
+        and agreement with the checkers (all satisfied)."""
+        infos = [r.info for r in records]
         if not infos:
             return {}
         n = len(infos)
@@ -199,12 +194,14 @@ class FewShotPreferenceEnv(gym.Env[dict[str, Any], str]):
         }
         if wins:
             out["episode/win_rate_vs_base_answer"] = sum(wins) / len(wins)
+        judged = [i for i in infos if i.get("llm_verdict") is not None]
+        if judged:
+            out["episode/llm_yes_rate"] = sum(bool(i["llm_verdict"]) for i in judged) / len(judged)
+            out["episode/llm_checker_agreement"] = sum(
+                bool(i["llm_verdict"]) == (i["preference_satisfaction"] == 1.0) for i in judged) / len(judged)
         return out
 
     # --- internals ---------------------------------------------------------------------------
-    def _judge(self) -> Any:
-        return self._user_spec if not isinstance(self._user_spec, str) else F.CheckerUser()
-
     def _draw(self) -> None:
         assert self.persona is not None
         shots_pool = self._by_user[self.persona.id]["train"]
@@ -228,7 +225,7 @@ class FewShotPreferenceEnv(gym.Env[dict[str, Any], str]):
         }
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         state.pop("data", None)  # large and rebuilt from its spec (cached per process)
         state.pop("_by_user", None)
         state.pop("users", None)

@@ -76,6 +76,8 @@ class FSPOBenchConfig:
     max_new_tokens: int = field(default=200, metadata={"help": "answer budget"})
     seed: int = field(default=0, metadata={"help": "training and episode seed"})
     pair_splits: tuple[str, ...] = field(default=F.SPLITS, metadata={"help": "user splits of the pair accuracy"})
+    pair_users: int = field(default=20, metadata={"help": "users per split of the pair accuracy (one item each "
+                                                          "beyond eval_users' items)"})
 
     @property
     def scripted(self) -> bool:
@@ -88,13 +90,14 @@ class FSPOBenchConfig:
 
 
 def quick_config(out: str, base: str = "smollm2-135m") -> FSPOBenchConfig:
-    """Sizes for a 2-core CPU: 1 shot, one-sentence base answers, 8 steps per adapter, 4 users × 2
-    questions per split. Underpowered for win rates by design; pair accuracy and margin carry it."""
+    """Sizes for a shared 2-core CPU: 1 shot, one-sentence base answers, 6 steps of 2 episodes per
+    adapter, 3 users × 1 question per split for win rates, 8 held-out users for the pair accuracy.
+    Underpowered for win rates by design; pair accuracy and margin say more."""
     data = F.FSPODataConfig(train_users=24, heldout_users=8, interpolated_users=8, train_pairs_per_user=6,
                             eval_pairs_per_user=2, answer_sentences=1)
-    return FSPOBenchConfig(out=out, base=base, data=data, shots=1, eval_users=4, eval_questions=2, steps=8,
-                           batch_size=2, learning_rate=2e-4, lora_r=8, max_length=512, max_new_tokens=64,
-                           pair_splits=("heldout",))
+    return FSPOBenchConfig(out=out, base=base, data=data, shots=1, eval_users=3, eval_questions=1, steps=6,
+                           batch_size=2, learning_rate=2e-4, lora_r=8, max_length=512, max_new_tokens=56,
+                           pair_splits=("heldout",), pair_users=8)
 
 
 # --- steps ----------------------------------------------------------------------------------------
@@ -112,10 +115,14 @@ def ensure_data(cfg: FSPOBenchConfig) -> F.FSPOData:
     return data
 
 
-def ensure_adapters(cfg: FSPOBenchConfig, rows: tuple[FSPORow, ...], on_log: Callable[[str], None]) -> dict[str, Path]:
-    """Train the adapters the rows need (skipping finished ones). Returns name -> folder."""
-    from persona_lab.train.fspo import FSPOTrainConfig, train_fspo
+#: trains one adapter: (name, loss, description, folder) -> None; supplied by the caller (the CLI
+#: passes :func:`persona_lab.train.fspo.train_fspo`), since evaluation code does not import training.
+TrainFn = Callable[[str, str, bool, Path], None]
 
+
+def ensure_adapters(cfg: FSPOBenchConfig, rows: tuple[FSPORow, ...], train: TrainFn,
+                    on_log: Callable[[str], None]) -> dict[str, Path]:
+    """Train the adapters the rows need (skipping finished ones). Returns name -> folder."""
     out: dict[str, Path] = {}
     for name in dict.fromkeys(r.adapter for r in rows if r.adapter):
         folder = Path(cfg.out) / "adapters" / name
@@ -123,22 +130,20 @@ def ensure_adapters(cfg: FSPOBenchConfig, rows: tuple[FSPORow, ...], on_log: Cal
         if (folder / "adapter_config.json").is_file():
             continue
         loss, description = ADAPTERS[name]
-        tc = FSPOTrainConfig(base=cfg.base, data=str(Path(cfg.out) / "data"), out=str(folder), loss=loss,
-                             description=description, shots=cfg.shots, max_steps=cfg.steps,
-                             batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, lora_r=cfg.lora_r,
-                             lora_alpha=2 * cfg.lora_r, max_length=cfg.max_length, seed=cfg.seed,
-                             episode_seed=cfg.seed, precompute_ref_log_probs=True,
-                             max_samples=cfg.steps * cfg.batch_size, warmup=0.1)
         on_log(f"training {name} ({loss}, description={description}, {cfg.steps} steps)")
         start = time.perf_counter()
-        train_fspo(tc, overwrite=True)
+        train(name, loss, description, folder)
         on_log(f"trained {name} in {time.perf_counter() - start:.0f} s")
     return out
 
 
-def episodes(cfg: FSPOBenchConfig, data: F.FSPOData, split: str) -> list[F.Episode]:
-    eps = F.eval_episodes(data, split, n_shots=cfg.shots, seed=cfg.seed, per_user=cfg.eval_questions)
-    keep = {u.id for u in data.users_in(split)[: cfg.eval_users]}
+def episodes(cfg: FSPOBenchConfig, data: F.FSPOData, split: str, *, users: int | None = None,
+             questions: int | None = None) -> list[F.Episode]:
+    """The evaluation episodes of a split: the first ``users`` users (default ``eval_users``), each
+    with their first ``questions`` eval questions (default ``eval_questions``)."""
+    per_user = questions or cfg.eval_questions
+    eps = F.eval_episodes(data, split, n_shots=cfg.shots, seed=cfg.seed, per_user=per_user)
+    keep = {u.id for u in data.users_in(split)[: users or cfg.eval_users]}
     return [e for e in eps if e.user_id in keep]
 
 
@@ -219,28 +224,91 @@ def win_rate(rows: list[dict[str, Any]], base: list[dict[str, Any]]) -> dict[str
             "wins": wins, "ties": ties}
 
 
+def _completion_logp(model: Any, tokenizer: Any, prompt: Any, completion: Any) -> float:
+    """Summed log-probability of the completion's tokens after the prompt (chat template when the
+    row is conversational, raw text otherwise), as TRL scores them."""
+    import torch
+
+    if isinstance(prompt, list):
+        prefix = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+        full = tokenizer.apply_chat_template(prompt + completion, tokenize=False)
+        if not full.startswith(prefix):  # pragma: no cover - templates that rewrite earlier turns
+            raise ValueError("the chat template changes the prompt when the answer is appended")
+        rest = full[len(prefix):]
+    else:
+        prefix, rest = prompt, completion + (tokenizer.eos_token or "")
+    p_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    c_ids = tokenizer(rest, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([p_ids + c_ids])
+    with torch.inference_mode():
+        logits = model(input_ids=ids).logits[0, len(p_ids) - 1 : -1].float()
+    logp = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(c_ids)[:, None])
+    return float(logp.sum())
+
+
+def pair_reward_stats(base: str, adapter: str, rows: list[dict[str, Any]], *, beta: float, model: Any = None,
+                      tokenizer: Any = None) -> dict[str, float]:
+    """Implicit-reward accuracy and margin of an adapter on preference rows.
+
+    Margin per row: ``β·[(log π − log π_ref)(chosen) − (log π − log π_ref)(rejected)]`` with summed
+    log-probabilities and the reference = the same model with the adapter disabled; accuracy = share of
+    rows with a positive margin. ``model`` (a ``PeftModel``) and ``tokenizer`` replace loading
+    ``base`` (a folder or packaged name) + ``adapter``.
+    """
+    if model is None:
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from persona_lab.models.hf import resolve_source
+        from persona_lab.models.packaged import resolve_packaged
+
+        source = resolve_source(base[3:] if base.startswith("hf:") else base)
+        path = str(resolve_packaged(source.location)) if source.kind == "packaged" else source.location
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path), adapter)
+    model.eval()
+    margins = []
+    for row in rows:
+        pol = [_completion_logp(model, tokenizer, row["prompt"], row[k]) for k in ("chosen", "rejected")]
+        with model.disable_adapter():
+            ref = [_completion_logp(model, tokenizer, row["prompt"], row[k]) for k in ("chosen", "rejected")]
+        margins.append(beta * ((pol[0] - ref[0]) - (pol[1] - ref[1])))
+    n = len(margins)
+    return {"accuracy": sum(m > 0 for m in margins) / n if n else float("nan"),
+            "margin": sum(margins) / n if n else float("nan"), "n": n}
+
+
 def pair_stats(cfg: FSPOBenchConfig, data: F.FSPOData, adapter: Path, description: bool, beta: float,
                split: str) -> dict[str, float]:
     """Implicit-reward accuracy and mean margin of an adapter on one split's evaluation pairs."""
-    from persona_lab.train.fspo import pair_reward_stats
-
     users = {u.id: u for u in data.users}
-    eps = episodes(cfg, data, split)
+    eps = episodes(cfg, data, split, users=cfg.pair_users, questions=1)
     rows = [F.episode_row(e, description=users[e.user_id].description if description else None, conversational=True)
             for e in eps]
     return pair_reward_stats(cfg.base, str(adapter), rows, beta=beta)
 
 
-def run_fspo_bench(cfg: FSPOBenchConfig, *, rows: tuple[FSPORow, ...] = ROWS,
+def run_fspo_bench(cfg: FSPOBenchConfig, *, rows: tuple[FSPORow, ...] = ROWS, train: TrainFn | None = None,
+                   betas: dict[str, float] | None = None,
                    on_log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
-    """Every step of the bench (resumable); returns and writes the results."""
+    """Every step of the bench (resumable); returns and writes the results.
+
+    Args:
+        train: trains a missing adapter (needed unless the base is scripted or the adapters exist).
+        betas: β per loss for the pair margins (``{"dpo": 0.1, "ipo": 0.5}`` by default).
+    """
+    betas = betas or {"dpo": 0.1, "ipo": 0.5}
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     data = ensure_data(cfg)
     on_log(f"data: {len(data.users)} users, {len(data.pairs)} verified pairs")
     active = tuple(r for r in rows if not (cfg.scripted and r.adapter))
-    adapters = {} if cfg.scripted else ensure_adapters(cfg, active, on_log)
+    if train is None and not cfg.scripted:
+        def train(name: str, loss: str, description: bool, folder: Path) -> None:
+            if not (folder / "adapter_config.json").is_file():
+                raise FileNotFoundError(f"adapter {name} missing in {folder} and no train function given")
+    adapters = {} if cfg.scripted else ensure_adapters(cfg, active, train, on_log)  # type: ignore[arg-type]
     models: dict[str, Any] = {}
     answers: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for row in active:
@@ -261,14 +329,12 @@ def run_fspo_bench(cfg: FSPOBenchConfig, *, rows: tuple[FSPORow, ...] = ROWS,
                 "checker_share": sum(r["share"] for r in recs) / len(recs) if recs else float("nan"),
             }
         if row.adapter and not cfg.scripted:
-            from persona_lab.train.fspo import DEFAULT_BETA
-
             loss, desc = ADAPTERS[row.adapter]
             stats_path = out / "answers" / _slug(row.label) / "pair_stats.json"
             if stats_path.is_file():
                 entry["pairs"] = json.loads(stats_path.read_text())
             else:
-                entry["pairs"] = {s: pair_stats(cfg, data, adapters[row.adapter], desc, DEFAULT_BETA[loss], s)
+                entry["pairs"] = {s: pair_stats(cfg, data, adapters[row.adapter], desc, betas[loss], s)
                                   for s in cfg.pair_splits}
                 atomic_write_json(stats_path, entry["pairs"])
             on_log(f"pair stats {row.label}: {entry['pairs']}")

@@ -684,9 +684,12 @@ def parse_episode(text: str) -> tuple[list[tuple[str, str, str]], str]:
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the verifiable user says of an answer: each checker's result and the share satisfied."""
+    """What a user says of an answer: each checker's result (the reward's source), and an LLM
+    judge's yes/no when there is one (``None``: no judge, or an answer it gave that was not yes/no)."""
 
     checks: dict[str, bool]
+    llm: bool | None = None
+    usage: tuple[dict[str, Any], ...] = ()
 
     @property
     def satisfied(self) -> int:
@@ -698,13 +701,51 @@ class Verdict:
 
 
 class CheckerUser:
-    """FSPO's simulated user: judges an answer with its preferences' checkers (no model, no judge).
+    """FSPO's scripted user: judges an answer with its preferences' checkers (no model, no judge)."""
 
-    The same user serves ``user="scripted"`` and ``user="llm"``: the reward is judge-free either way;
-    an LLM judge belongs in evaluation, beside the checker verdict, not in the reward.
-    """
+    kind = "scripted"
 
-    kind = "checker"
-
-    def judge(self, answer: str, preference_ids: Sequence[str]) -> Verdict:
+    def judge(self, answer: str, preference_ids: Sequence[str], description: str = "", question: str = "") -> Verdict:
         return Verdict(catalog.satisfied(answer, preference_ids))
+
+
+def judge_messages(description: str, question: str, answer: str) -> list[dict[str, str]]:
+    """The LLM judge's prompt: the user's description, the question and the answer; answer Yes or No."""
+    return [
+        {"role": "system", "content": "You judge whether an answer is written the way a particular user wants."},
+        {"role": "user", "content": (
+            f"The user's preferences about how answers are written:\n{description}\n\n"
+            f"Question:\n{question}\n\nAnswer:\n{answer}\n\n"
+            "Does the answer follow every one of these preferences? Reply with Yes or No first."
+        )},
+    ]
+
+
+def parse_yes_no(text: str) -> bool | None:
+    """``True``/``False`` for a reply starting with yes/no (after punctuation), else ``None``."""
+    words = re.findall(r"[a-z]+", text.lower())
+    if not words:
+        return None
+    return True if words[0] == "yes" else False if words[0] == "no" else None
+
+
+class LLMJudgeUser(CheckerUser):
+    """The checkers still give the verdict that is the reward; an LLM judge told the user's description
+    adds its yes/no beside it (unparseable replies are recorded as ``None``: a failure to judge, never
+    a silent yes). The model is injected and only called in :meth:`judge`."""
+
+    kind = "llm"
+
+    def __init__(self, model: Any) -> None:
+        if model is None:
+            raise ConfigError("the llm FSPO user needs a backend for its judge", hint="pass backend=hf:<model>")
+        self.model = model
+
+    def judge(self, answer: str, preference_ids: Sequence[str], description: str = "", question: str = "") -> Verdict:
+        from persona_lab.models.base import ChatRequest, GenerationParams
+
+        checks = catalog.satisfied(answer, preference_ids)
+        request = ChatRequest.of(judge_messages(description or describe_user(preference_ids), question, answer),
+                                 GenerationParams(max_new_tokens=8))
+        (c,) = self.model.generate([request])
+        return Verdict(checks, parse_yes_no(c.text), (asdict(c.usage),))

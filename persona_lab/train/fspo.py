@@ -80,12 +80,16 @@ class FSPOTrainConfig(DPOTrainConfig):
 
 
 def fspo_rows(config: FSPOTrainConfig) -> list[dict[str, Any]]:
-    """The training episodes of ``config`` (train users, train questions only)."""
+    """The training episodes of ``config`` (train users, train questions only), shuffled with the
+    episode seed so that ``max_samples`` keeps episodes of every user, not the first users' only."""
+    from persona_lab.core.seeding import make_rng
     from persona_lab.simulators.fspo import FSPOData, default_data, training_rows
 
     data = FSPOData.load(config.data) if config.data else default_data()
-    return training_rows(data, n_shots=config.shots, draws=config.draws or None, description=config.description,
+    rows = training_rows(data, n_shots=config.shots, draws=config.draws or None, description=config.description,
                          conversational=config.format == "chat", seed=config.episode_seed)
+    order = make_rng("fspo-train-order", config.episode_seed).permutation(len(rows))
+    return [rows[int(i)] for i in order]
 
 
 def row_tokens(row: dict[str, Any], tokenizer: Any) -> int:
@@ -151,62 +155,3 @@ def train_fspo(
         atomic_write_json(result.out_dir / SUMMARY_FILE, summary)
     return result
 
-
-def _completion_logp(model: Any, tokenizer: Any, prompt: Any, completion: Any) -> float:
-    """Summed log-probability of the completion's tokens after the prompt (chat template when the
-    row is conversational, raw text otherwise), as TRL scores them."""
-    import torch
-
-    if isinstance(prompt, list):
-        prefix = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
-        full = tokenizer.apply_chat_template(prompt + completion, tokenize=False)
-        if not full.startswith(prefix):  # pragma: no cover - templates that rewrite earlier turns
-            raise ConfigError("the chat template changes the prompt when the answer is appended")
-        rest = full[len(prefix):]
-    else:
-        prefix, rest = prompt, completion + (tokenizer.eos_token or "")
-    p_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
-    c_ids = tokenizer(rest, add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([p_ids + c_ids])
-    with torch.inference_mode():
-        logits = model(input_ids=ids).logits[0, len(p_ids) - 1 : -1].float()
-    logp = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(c_ids)[:, None])
-    return float(logp.sum())
-
-
-def pair_reward_stats(
-    base: str,
-    adapter: str,
-    rows: Sequence[dict[str, Any]],
-    *,
-    beta: float,
-    model: Any = None,
-    tokenizer: Any = None,
-) -> dict[str, float]:
-    """Implicit-reward accuracy and margin of an adapter on preference rows.
-
-    Margin per row: ``β·[(log π − log π_ref)(chosen) − (log π − log π_ref)(rejected)]`` with summed
-    log-probabilities and the reference = the same model with the adapter disabled; accuracy = share of
-    rows with a positive margin. ``model`` (a ``PeftModel``) and ``tokenizer`` replace loading
-    ``base`` + ``adapter``.
-    """
-    if model is None:
-        from peft import PeftModel
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from persona_lab.train.common import resolve_model_dir, split_base_spec
-
-        name, _ = split_base_spec(base)
-        path = resolve_model_dir(name)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path), adapter)
-    model.eval()
-    margins = []
-    for row in rows:
-        pol = [_completion_logp(model, tokenizer, row["prompt"], row[k]) for k in ("chosen", "rejected")]
-        with model.disable_adapter():
-            ref = [_completion_logp(model, tokenizer, row["prompt"], row[k]) for k in ("chosen", "rejected")]
-        margins.append(beta * ((pol[0] - ref[0]) - (pol[1] - ref[1])))
-    n = len(margins)
-    return {"accuracy": sum(m > 0 for m in margins) / n if n else float("nan"),
-            "margin": sum(margins) / n if n else float("nan"), "n": n}

@@ -103,3 +103,71 @@ def test_bad_kwargs_are_config_errors() -> None:
         gym.make(ENV_ID, split="test")
     with pytest.raises(ConfigError, match="user kind"):
         gym.make(ENV_ID, user="human")
+
+
+def test_llm_user_adds_a_judge_verdict_beside_the_checker_reward() -> None:
+    from persona_lab.core.records import TransitionRecord
+    from persona_lab.envs.fewshot_env import FewShotPreferenceEnv
+    from persona_lab.testing import FakeChatModel
+
+    seen: list[str] = []
+
+    def judge(request):  # noqa: ANN001, ANN202
+        seen.append(request.messages[-1].content)
+        return "Yes, it does." if "Key takeaway" in request.messages[-1].content else "Maybe"
+
+    env = gym.make(ENV_ID, user="llm", backend=FakeChatModel(judge), rounds=2, shots=1).unwrapped
+    obs, info = env.reset(seed=0)
+    truth = info["privileged"]["next"]
+    answer = "A plain answer.\nKey takeaway: keep it plain."
+    _, reward, _, _, info = env.step(answer)
+    assert reward == info["preference_satisfaction"]  # the reward is the checkers', not the judge's
+    assert info["llm_verdict"] is True and truth["preference"] in seen[0] and obs["question"] in seen[0]
+    _, _, _, _, info2 = env.step("Plain.")
+    assert info2["llm_verdict"] is None  # an unparseable reply is a failure to judge, not a yes
+    assert F.parse_yes_no("No.") is False and F.parse_yes_no("**Yes**") is True and F.parse_yes_no("") is None
+    rec = [TransitionRecord.from_dict({"episode": 0, "round": i, "env_id": ENV_ID, "seed": 0, "user_id": "u",
+                                       "doc_id": "q", "prompt": None, "observation": {}, "action": "a",
+                                       "action_hash": "", "reward": 0.0, "terminated": False, "truncated": False,
+                                       "feedback": {}, "info": inf, "privileged": {}, "agent": {}})
+           for i, inf in enumerate((info, info2))]
+    metrics = FewShotPreferenceEnv.episode_metrics(rec)
+    assert metrics["episode/llm_yes_rate"] == 1.0 and all(k.startswith("episode/") for k in metrics)
+    assert metrics["episode/llm_checker_agreement"] == float(info["preference_satisfaction"] == 1.0)
+
+
+def test_pair_reward_stats_are_zero_for_an_untrained_adapter() -> None:
+    from peft import get_peft_model
+
+    from persona_lab.eval.fspo_bench import pair_reward_stats
+    from persona_lab.testing.tiny import tiny_chat_model
+    from persona_lab.train.common import lora_config
+    from persona_lab.train.fspo import FSPOTrainConfig
+
+    model, tok = tiny_chat_model(seed=0)
+    peft = get_peft_model(model, lora_config(FSPOTrainConfig()))  # B = 0: policy == reference
+    data = F.build_fspo_data(F.FSPODataConfig(train_users=12, heldout_users=1, interpolated_users=1,
+                                              train_pairs_per_user=2, eval_pairs_per_user=1, answer_sentences=1))
+    rows = F.training_rows(data, n_shots=1, draws=1)[:3]
+    stats = pair_reward_stats("", "", rows, beta=0.1, model=peft, tokenizer=tok)
+    assert stats == {"accuracy": 0.0, "margin": 0.0, "n": 3}
+    with random_lora_b(peft):
+        moved = pair_reward_stats("", "", rows, beta=0.1, model=peft, tokenizer=tok)
+    assert moved["margin"] != 0.0
+
+
+def random_lora_b(model):  # noqa: ANN001, ANN201
+    """Context: LoRA B weights set to small random values (so the policy differs from the reference)."""
+    import contextlib
+
+    import torch
+
+    @contextlib.contextmanager
+    def ctx():  # noqa: ANN202
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if "lora_B" in n:
+                    p.copy_(torch.randn_like(p) * 0.5)
+        yield
+
+    return ctx()
