@@ -1,4 +1,5 @@
-"""Agents of the few-shot personalization task (``fewshot``, FSPO's env): zero-shot, few-shot, oracle.
+"""FSPO's agents: the few-shot task's zero-shot, few-shot, ``fspo`` and oracle agents, and ``fspo`` in
+the edit world (its shots are the user's own past (draft, edit) pairs).
 
 With a model:
 
@@ -18,7 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from persona_lab.agents.base import AGENTS, BaseAgent, TruthAware
+from persona_lab.agents import skills
+from persona_lab.agents.base import AGENTS, BaseAgent, Transition, TruthAware
+from persona_lab.agents.learners import _RetrievalAgent
+from persona_lab.agents.prompts import TASK_INSTRUCTIONS
 from persona_lab.models.base import ChatModel, ChatRequest
 from persona_lab.simulators import catalog
 from persona_lab.simulators import fspo as F
@@ -127,3 +131,53 @@ class FewShotOracleAgent(TruthAware, FewShotAgent):
 
     def base_prompt(self, observation: dict[str, Any]) -> list[dict[str, str]] | None:
         return F.zero_shot_messages(observation["question"], self.truth.get("preference"))
+
+
+def edit_question(task: str, document: str) -> str:
+    """An edit-world request as an FSPO question: the drafting instruction and the document."""
+    return f"{TASK_INSTRUCTIONS[task]}\n\n{document.strip()}"
+
+
+@AGENTS.register("fspo", "FSPO in the edit world: the user's past (draft, edit) pairs of the k most similar "
+                         "documents as preference shots (edit preferred), then the new document")
+class EditFSPOAgent(_RetrievalAgent):
+    """FSPO's episode format fed with the user's own history: each of the ``k`` most similar past
+    documents (as ICL-edit retrieves them) is a shot whose preferred response is the user's edit and
+    whose dispreferred response is the agent's draft; the new document is the task. With a model
+    carrying an FSPO adapter (``hf:<base>+<adapter>``) this is FSPO at test time; with the base model,
+    few-shot prompting in FSPO's format. Scripted: the catalog preferences that most retrieved edits
+    added to a plain draft of their document are applied. Only rounds the user edited are remembered
+    (an accepted draft is no preference pair)."""
+
+    name = "fspo"
+    tasks: tuple[str, ...] = tuple(TASK_INSTRUCTIONS)
+    world = "the edit tasks"
+
+    def __init__(self, task: str, model: ChatModel | None = None, *, k: int = 3, **kw: Any) -> None:
+        super().__init__(task, model, k=k, **kw)
+
+    def act(self, observation: dict[str, Any]) -> str:
+        doc = observation["document"]
+        vec = self._embed(doc)
+        self._pending = {"vec": vec, "doc": doc}
+        examples = self._neighbors(vec)
+        self.step_info = {"retrieved": len(examples)}
+        if self.model is None:
+            # what each past edit added to a plain draft of its document, kept when most edits agree
+            styles = [skills.infer_description(skills.base_draft(self.task, e["doc"]), e["edited"]) for e in examples]
+            pref = skills.aggregate(styles, min_share=0.5) if styles else ""
+            self.step_info["used_preference"] = pref
+            return skills.respond(self.task, doc, pref)
+        shots = [(edit_question(self.task, e["doc"]), e["edited"], e["draft"]) for e in examples]
+        messages = F.episode_messages(shots, edit_question(self.task, doc))
+        (c,) = self.model.generate([ChatRequest.of(messages, self.params)])
+        return F.answer_from_completion(c.text) or skills.base_draft(self.task, doc)
+
+    def base_prompt(self, observation: dict[str, Any]) -> list[dict[str, str]] | None:
+        return F.episode_messages([], edit_question(self.task, observation["document"]))
+
+    def update(self, transition: Transition) -> None:
+        edited = transition.feedback.get("edited_text", transition.action)
+        if edited.strip() != transition.action.strip():
+            self._remember(self._pending["vec"], {"doc": self._pending["doc"], "draft": transition.action,
+                                                  "edited": edited})

@@ -527,13 +527,18 @@ class Episode:
     query: PreferencePair
 
 
-def episode_text(shots: Sequence[PreferencePair], question: str, *, description: bool = False) -> str:
-    """The paper's raw-text prompt: N examples, then ``# Task`` with the instruction and the question."""
+def episode_text(shots: Sequence[PreferencePair | tuple[str, str, str]], question: str, *,
+                 description: bool = False) -> str:
+    """The paper's raw-text prompt: N examples, then ``# Task`` with the instruction and the question.
+
+    A shot is a :class:`PreferencePair` or a ``(question, preferred, dispreferred)`` tuple.
+    """
     blocks = []
     for i, shot in enumerate(shots, start=1):
+        q, w, rej = shot if isinstance(shot, tuple) else (shot.question, shot.preferred, shot.dispreferred)
         blocks.append(
-            f"# Example {i}\n## Question\n{shot.question}\n{PREFERRED_HEADER}\n{shot.preferred}\n"
-            f"## Dispreferred Response\n{shot.dispreferred}\n"
+            f"# Example {i}\n## Question\n{q}\n{PREFERRED_HEADER}\n{w}\n"
+            f"## Dispreferred Response\n{rej}\n"
         )
     task = DESCRIPTION_INSTRUCTION if description else TASK_INSTRUCTION
     blocks.append(f"# Task\n{task}\n## Question\n{question}\n")
@@ -546,7 +551,7 @@ def completion_text(answer: str, description: str | None = None) -> str:
     return f"{head}{PREFERRED_HEADER}\n{answer}"
 
 
-def episode_messages(shots: Sequence[PreferencePair], question: str, *, description: bool = False,
+def episode_messages(shots: Sequence[PreferencePair | tuple[str, str, str]], question: str, *, description: bool = False,
                      system: bool = True) -> list[dict[str, str]]:
     """The conversational variant: the same text as one user message (after a short system prompt)."""
     msgs = [{"role": "system", "content": SYSTEM_PROMPT}] if system else []
