@@ -178,11 +178,11 @@ def answer_row(cfg: FSPOBenchConfig, row: FSPORow, split: str, eps: list[F.Episo
 
     path = Path(cfg.out) / "answers" / _slug(row.label) / f"{split}.jsonl"
     keys = [f"{e.user_id}/{e.query.question_id}" for e in eps]
+    users = {u.id: u for u in data.users}
     if path.is_file():
         done = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if [d["key"] for d in done] == keys:
-            return done
-    users = {u.id: u for u in data.users}
+        if [d["key"] for d in done] == keys:  # verdicts are re-judged: checker fixes reach cached answers
+            return [{**d, **_verdict(d["answer"], users[d["user_id"]])} for d in done]
     if cfg.scripted:
         texts = [_scripted_answer(row, e, users[e.user_id]) for e in eps]
     else:
@@ -193,17 +193,19 @@ def answer_row(cfg: FSPOBenchConfig, row: FSPORow, split: str, eps: list[F.Episo
         params = GenerationParams(max_new_tokens=cfg.max_new_tokens)
         done_c = models[spec].generate([ChatRequest.of(row_messages(row, e, users[e.user_id]), params) for e in eps])
         texts = [c.text for c in done_c]
-    judge = F.CheckerUser()
     records = []
     for key, ep, text in zip(keys, eps, texts):
         answer = F.answer_from_completion(text)
-        verdict = judge.judge(answer, users[ep.user_id].preference_ids)
         records.append({"key": key, "user_id": ep.user_id, "question_id": ep.query.question_id, "raw": text,
-                        "answer": answer, "checks": verdict.checks, "satisfied": verdict.satisfied,
-                        "share": verdict.share})
+                        "answer": answer, **_verdict(answer, users[ep.user_id])})
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     return records
+
+
+def _verdict(answer: str, user: F.FSPOUser) -> dict[str, Any]:
+    verdict = F.CheckerUser().judge(answer, user.preference_ids)
+    return {"checks": verdict.checks, "satisfied": verdict.satisfied, "share": verdict.share}
 
 
 def win_rate(rows: list[dict[str, Any]], base: list[dict[str, Any]]) -> dict[str, float]:

@@ -65,6 +65,7 @@ from persona_lab.core.errors import ConfigError, DataError
 from persona_lab.core.io import atomic_write_json, atomic_write_text
 from persona_lab.core.seeding import make_rng, stable_hash
 from persona_lab.simulators import catalog
+from persona_lab.simulators.catalog.layout import has_words
 
 SPLITS = ("train", "heldout", "interpolated")
 DISPREFERRED_KINDS = ("base", "contrast", "partial")
@@ -705,13 +706,21 @@ class Verdict:
         return self.satisfied / len(self.checks) if self.checks else 1.0
 
 
+def check_answer(answer: str, preference_ids: Sequence[str]) -> dict[str, bool]:
+    """Each checker's result on an answer. An answer with no words satisfies nothing: the catalog
+    counts "something present" preferences as met by vacuous text (right for an edit that empties a
+    draft), but an empty answer must never beat a real one."""
+    checks = catalog.satisfied(answer, preference_ids)
+    return checks if has_words(answer) else dict.fromkeys(checks, False)
+
+
 class CheckerUser:
     """FSPO's scripted user: judges an answer with its preferences' checkers (no model, no judge)."""
 
     kind = "scripted"
 
     def judge(self, answer: str, preference_ids: Sequence[str], description: str = "", question: str = "") -> Verdict:
-        return Verdict(catalog.satisfied(answer, preference_ids))
+        return Verdict(check_answer(answer, preference_ids))
 
 
 def judge_messages(description: str, question: str, answer: str) -> list[dict[str, str]]:
@@ -749,7 +758,7 @@ class LLMJudgeUser(CheckerUser):
     def judge(self, answer: str, preference_ids: Sequence[str], description: str = "", question: str = "") -> Verdict:
         from persona_lab.models.base import ChatRequest, GenerationParams
 
-        checks = catalog.satisfied(answer, preference_ids)
+        checks = check_answer(answer, preference_ids)
         request = ChatRequest.of(judge_messages(description or describe_user(preference_ids), question, answer),
                                  GenerationParams(max_new_tokens=8))
         (c,) = self.model.generate([request])

@@ -171,3 +171,11 @@ def random_lora_b(model):  # noqa: ANN001, ANN201
         yield
 
     return ctx()
+
+
+def test_an_answer_without_words_satisfies_nothing() -> None:
+    env = gym.make(ENV_ID, rounds=3)
+    env.reset(seed=0)
+    for empty in ("", "   ", "!!! 🎉"):
+        _, reward, _, _, info = env.step(empty)
+        assert reward == 0.0 and not any(info["checks"].values())
