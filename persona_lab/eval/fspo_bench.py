@@ -12,8 +12,8 @@ Steps (each cached in ``out`` and skipped when already done, so a killed bench r
    base model** (the zero-shot row's answer to the same item: more checkers satisfied = win, equal =
    tie counted 0.5) with a Wilson 95% interval over items (ties as half successes), the mean share of
    checkers satisfied, and, for the adapters, the implicit-reward **pair accuracy and margin** on the
-   held-out pairs (β·(Δ log-ratio chosen − Δ log-ratio rejected) > 0), which stays informative where
-   the win rate is underpowered.
+   held-out pairs (h = Δ log-ratio chosen − Δ log-ratio rejected, summed, in nats; accuracy: h > 0),
+   which stays informative where the win rate is underpowered.
 
 Rows: zero-shot (the base model, the reference), few-shot prompting (same context, no training),
 oracle (the true description in the prompt), FSPO-DPO, FSPO-IPO, FSPO-DPO + description.
@@ -252,10 +252,11 @@ def pair_reward_stats(base: str, adapter: str, rows: list[dict[str, Any]], *, be
                       tokenizer: Any = None) -> dict[str, float]:
     """Implicit-reward accuracy and margin of an adapter on preference rows.
 
-    Margin per row: ``β·[(log π − log π_ref)(chosen) − (log π − log π_ref)(rejected)]`` with summed
-    log-probabilities and the reference = the same model with the adapter disabled; accuracy = share of
-    rows with a positive margin. ``model`` (a ``PeftModel``) and ``tokenizer`` replace loading
-    ``base`` (a folder or packaged name) + ``adapter``.
+    Margin per row: ``h = (log π − log π_ref)(chosen) − (log π − log π_ref)(rejected)`` in nats, with
+    summed log-probabilities and the reference = the same model with the adapter disabled (the same
+    scale for DPO and IPO adapters; TRL's DPO ``rewards/margins`` is β·h); accuracy = share of rows
+    with h > 0. ``model`` (a ``PeftModel``) and ``tokenizer`` replace loading ``base`` (a folder or
+    packaged name) + ``adapter``.
     """
     if model is None:
         from peft import PeftModel
@@ -274,10 +275,11 @@ def pair_reward_stats(base: str, adapter: str, rows: list[dict[str, Any]], *, be
         pol = [_completion_logp(model, tokenizer, row["prompt"], row[k]) for k in ("chosen", "rejected")]
         with model.disable_adapter():
             ref = [_completion_logp(model, tokenizer, row["prompt"], row[k]) for k in ("chosen", "rejected")]
-        margins.append(beta * ((pol[0] - ref[0]) - (pol[1] - ref[1])))
+        margins.append((pol[0] - ref[0]) - (pol[1] - ref[1]))
     n = len(margins)
     return {"accuracy": sum(m > 0 for m in margins) / n if n else float("nan"),
-            "margin": sum(margins) / n if n else float("nan"), "n": n}
+            "margin": sum(margins) / n if n else float("nan"), "beta_margin": beta * sum(margins) / n if n else
+            float("nan"), "n": n}
 
 
 def pair_stats(cfg: FSPOBenchConfig, data: F.FSPOData, adapter: Path, description: bool, beta: float,
@@ -354,7 +356,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"FSPO bench, base `{cfg['base']}`, {cfg['shots']} shot(s), {cfg['eval_users']} users × "
         f"{cfg['eval_questions']} eval questions per split. Win rate vs the zero-shot base answer (more of the "
         "user's checkers satisfied = win, tie = 0.5) with Wilson 95% CI; share = mean share of checkers "
-        "satisfied; pair acc / margin = implicit-reward accuracy and mean margin on the same items' pairs.",
+        "satisfied; pair acc / margin = implicit-reward accuracy and mean summed log-ratio margin h (nats) "
+        "on held-out users' eval pairs.",
         "",
         "| row | " + " | ".join(f"{s} win rate [95% CI] | {s} share" for s in F.SPLITS) + " | pair acc / margin (heldout) |",
         "| --- |" + " --- | --- |" * len(F.SPLITS) + " --- |",

@@ -150,7 +150,7 @@ def test_pair_reward_stats_are_zero_for_an_untrained_adapter() -> None:
                                               train_pairs_per_user=2, eval_pairs_per_user=1, answer_sentences=1))
     rows = F.training_rows(data, n_shots=1, draws=1)[:3]
     stats = pair_reward_stats("", "", rows, beta=0.1, model=peft, tokenizer=tok)
-    assert stats == {"accuracy": 0.0, "margin": 0.0, "n": 3}
+    assert stats == {"accuracy": 0.0, "margin": 0.0, "beta_margin": 0.0, "n": 3}
     with random_lora_b(peft):
         moved = pair_reward_stats("", "", rows, beta=0.1, model=peft, tokenizer=tok)
     assert moved["margin"] != 0.0
