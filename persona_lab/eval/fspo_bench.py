@@ -170,37 +170,50 @@ def _scripted_answer(row: FSPORow, ep: F.Episode, user: F.FSPOUser) -> str:
     return catalog.apply_preferences(base, ids) if ids else base
 
 
-def answer_row(cfg: FSPOBenchConfig, row: FSPORow, split: str, eps: list[F.Episode], data: F.FSPOData,
-               adapters: dict[str, Path], models: dict[str, Any]) -> list[dict[str, Any]]:
-    """Answers of one row on one split's episodes, with verdicts (read from disk when done)."""
+def answer_row(cfg: FSPOBenchConfig, row: FSPORow, episodes_by_split: dict[str, list[F.Episode]], data: F.FSPOData,
+               adapters: dict[str, Path], models: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Answers of one row on every split's episodes, with verdicts. Splits already on disk are read
+    back (and re-judged); the missing ones are generated in one batch (decoding steps, not prompts,
+    dominate a CPU's generation time)."""
     from persona_lab.models import open_chat_model
     from persona_lab.models.base import ChatRequest, GenerationParams
 
-    path = Path(cfg.out) / "answers" / _slug(row.label) / f"{split}.jsonl"
-    keys = [f"{e.user_id}/{e.query.question_id}" for e in eps]
     users = {u.id: u for u in data.users}
-    if path.is_file():
-        done = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if [d["key"] for d in done] == keys:  # verdicts are re-judged: checker fixes reach cached answers
-            return [{**d, **_verdict(d["answer"], users[d["user_id"]])} for d in done]
+    out: dict[str, list[dict[str, Any]]] = {}
+    todo: list[tuple[str, F.Episode]] = []
+    for split, eps in episodes_by_split.items():
+        path = Path(cfg.out) / "answers" / _slug(row.label) / f"{split}.jsonl"
+        keys = [f"{e.user_id}/{e.query.question_id}" for e in eps]
+        if path.is_file():
+            done = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            if [d["key"] for d in done] == keys:  # verdicts are re-judged: checker fixes reach cached answers
+                out[split] = [{**d, **_verdict(d["answer"], users[d["user_id"]])} for d in done]
+                continue
+        todo += [(split, e) for e in eps]
+    if not todo:
+        return out
     if cfg.scripted:
-        texts = [_scripted_answer(row, e, users[e.user_id]) for e in eps]
+        texts = [_scripted_answer(row, e, users[e.user_id]) for _, e in todo]
     else:
         spec = f"hf:{cfg.base}" + (f"+{adapters[row.adapter]}" if row.adapter else "")
         if spec not in models:
             models.clear()  # one model in memory at a time
             models[spec] = open_chat_model(spec)
         params = GenerationParams(max_new_tokens=cfg.max_new_tokens)
-        done_c = models[spec].generate([ChatRequest.of(row_messages(row, e, users[e.user_id]), params) for e in eps])
+        done_c = models[spec].generate([ChatRequest.of(row_messages(row, e, users[e.user_id]), params) for _, e in todo])
         texts = [c.text for c in done_c]
-    records = []
-    for key, ep, text in zip(keys, eps, texts):
+    fresh: dict[str, list[dict[str, Any]]] = {}
+    for (split, ep), text in zip(todo, texts):
         answer = F.answer_from_completion(text)
-        records.append({"key": key, "user_id": ep.user_id, "question_id": ep.query.question_id, "raw": text,
-                        "answer": answer, **_verdict(answer, users[ep.user_id])})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    return records
+        fresh.setdefault(split, []).append({
+            "key": f"{ep.user_id}/{ep.query.question_id}", "user_id": ep.user_id, "question_id": ep.query.question_id,
+            "raw": text, "answer": answer, **_verdict(answer, users[ep.user_id])})
+    for split, records in fresh.items():
+        path = Path(cfg.out) / "answers" / _slug(row.label) / f"{split}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        out[split] = records
+    return out
 
 
 def _verdict(answer: str, user: F.FSPOUser) -> dict[str, Any]:
@@ -314,13 +327,24 @@ def run_fspo_bench(cfg: FSPOBenchConfig, *, rows: tuple[FSPORow, ...] = ROWS, tr
                 raise FileNotFoundError(f"adapter {name} missing in {folder} and no train function given")
     adapters = {} if cfg.scripted else ensure_adapters(cfg, active, train, on_log)  # type: ignore[arg-type]
     models: dict[str, Any] = {}
+    pairs: dict[str, dict[str, Any]] = {}
+    for row in active:  # the pair statistics first: cheap forward passes, the key CPU figure
+        if row.adapter and not cfg.scripted:
+            loss, desc = ADAPTERS[row.adapter]
+            stats_path = out / "answers" / _slug(row.label) / "pair_stats.json"
+            if stats_path.is_file():
+                pairs[row.label] = json.loads(stats_path.read_text())
+            else:
+                pairs[row.label] = {s: pair_stats(cfg, data, adapters[row.adapter], desc, betas[loss], s)
+                                    for s in cfg.pair_splits}
+                stats_path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(stats_path, pairs[row.label])
+            on_log(f"pair stats {row.label}: {pairs[row.label]}")
+    by_split = {split: episodes(cfg, data, split) for split in F.SPLITS}
     answers: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for row in active:
-        answers[row.label] = {}
-        for split in F.SPLITS:
-            eps = episodes(cfg, data, split)
-            answers[row.label][split] = answer_row(cfg, row, split, eps, data, adapters, models)
-            on_log(f"answered {row.label} / {split}: {len(eps)} items")
+        answers[row.label] = answer_row(cfg, row, by_split, data, adapters, models)
+        on_log(f"answered {row.label}: {sum(len(v) for v in by_split.values())} items")
     models.clear()
     base_label = active[0].label
     results: dict[str, Any] = {"config": cfg.to_dict(), "rows": {}, "skipped_rows": [r.label for r in rows if r not in active]}
@@ -332,16 +356,8 @@ def run_fspo_bench(cfg: FSPOBenchConfig, *, rows: tuple[FSPORow, ...] = ROWS, tr
                 **win_rate(recs, answers[base_label][split]),
                 "checker_share": sum(r["share"] for r in recs) / len(recs) if recs else float("nan"),
             }
-        if row.adapter and not cfg.scripted:
-            loss, desc = ADAPTERS[row.adapter]
-            stats_path = out / "answers" / _slug(row.label) / "pair_stats.json"
-            if stats_path.is_file():
-                entry["pairs"] = json.loads(stats_path.read_text())
-            else:
-                entry["pairs"] = {s: pair_stats(cfg, data, adapters[row.adapter], desc, betas[loss], s)
-                                  for s in cfg.pair_splits}
-                atomic_write_json(stats_path, entry["pairs"])
-            on_log(f"pair stats {row.label}: {entry['pairs']}")
+        if row.label in pairs:
+            entry["pairs"] = pairs[row.label]
         results["rows"][row.label] = entry
     results["wall_s"] = round(time.perf_counter() - start, 1)
     atomic_write_json(out / "results.json", results)
