@@ -275,11 +275,16 @@ def pair_reward_stats(base: str, adapter: str, rows: list[dict[str, Any]], *, be
         from peft import PeftModel
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from persona_lab.models.hf import resolve_source
+        from persona_lab.models.hf import convert_gguf, resolve_source
         from persona_lab.models.packaged import resolve_packaged
 
         source = resolve_source(base[3:] if base.startswith("hf:") else base)
-        path = str(resolve_packaged(source.location)) if source.kind == "packaged" else source.location
+        kind, path = source.kind, source.location
+        if kind == "packaged":  # a packaged model may be a .gguf: transformers needs the converted folder
+            found = resolve_packaged(path)
+            kind, path = ("gguf" if str(found).endswith(".gguf") else "folder"), str(found)
+        if kind == "gguf":
+            path = str(convert_gguf(path, name=source.name))
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path), adapter)
     model.eval()
