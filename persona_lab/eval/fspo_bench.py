@@ -186,8 +186,11 @@ def answer_row(cfg: FSPOBenchConfig, row: FSPORow, episodes_by_split: dict[str, 
         keys = [f"{e.user_id}/{e.query.question_id}" for e in eps]
         if path.is_file():
             done = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            if [d["key"] for d in done] == keys:  # verdicts are re-judged: checker fixes reach cached answers
-                out[split] = [{**d, **_verdict(d["answer"], users[d["user_id"]])} for d in done]
+            if [d["key"] for d in done] == keys:  # answers re-parsed and re-judged: fixes reach cached ones
+                out[split] = []
+                for d in done:
+                    answer = F.answer_from_completion(d["raw"])
+                    out[split].append({**d, "answer": answer, **_verdict(answer, users[d["user_id"]])})
                 continue
         todo += [(split, e) for e in eps]
     if not todo:

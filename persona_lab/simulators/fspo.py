@@ -567,13 +567,19 @@ def zero_shot_messages(question: str, description: str | None = None) -> list[di
     return [{"role": "system", "content": system}, {"role": "user", "content": question}]
 
 
+_ANSWER_END_RE = re.compile(r"\n(?:## Dispreferred Response|# Example \d+|# Task)\b")
+
+
 def answer_from_completion(text: str) -> str:
-    """The answer in a completion: the text after the last ``## Preferred Response`` header, if any."""
+    """The answer in a completion: the text after the first ``## Preferred Response`` header (all of it
+    when there is none), up to a header that starts another part of the episode format
+    (``## Dispreferred Response``, ``# Example i``, ``# Task``), which small models often go on to write.
+    Markdown headings inside the answer (``## Overview``) are kept."""
     if PREFERRED_HEADER in text:
-        text = text.rsplit(PREFERRED_HEADER, 1)[1]
+        text = text.split(PREFERRED_HEADER, 1)[1]
     elif DESCRIPTION_HEADER in text:  # a description with no answer header: nothing after it is the answer
-        text = text.split(DESCRIPTION_HEADER, 1)[1].split("\n", 2)[-1] if text.count("\n") > 1 else ""
-    return text.strip()
+        text = ""
+    return _ANSWER_END_RE.split("\n" + text.lstrip("\n"), maxsplit=1)[0].strip()
 
 
 def draw_episodes(
