@@ -148,9 +148,9 @@ def train_fspo(
     dataset = Dataset.from_list(kept)
     result = train_dpo(config, dataset=dataset, model=model, tokenizer=tokenizer, on_log=on_log, progress=progress,
                        overwrite=overwrite, callbacks=callbacks)
-    result.examples = len(kept)
     if result.main_process:
-        summary = {**result.summary(), "episodes": len(all_rows), "dropped_over_length": dropped,
+        summary = {**result.summary(), "examples_trained_on": result.examples, "episodes": len(all_rows),
+                   "dropped_over_length": dropped,
                    "loss": config.loss, "beta": config.beta, "shots": config.shots, "description": config.description}
         atomic_write_json(result.out_dir / SUMMARY_FILE, summary)
     return result
