@@ -2,6 +2,7 @@
 
 from persona_lab.agents import baselines as _baselines  # noqa: F401  (registers agents)
 from persona_lab.agents import followup_agents as _followup_agents  # noqa: F401
+from persona_lab.agents import fspo_agents as _fspo_agents  # noqa: F401
 from persona_lab.agents import ilql_agent as _ilql_agent  # noqa: F401
 from persona_lab.agents import learners as _learners  # noqa: F401
 from persona_lab.agents import marketplace_agents as _marketplace_agents  # noqa: F401

@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     q.add_argument("--rounds", type=positive_int, default=200, help="rounds per run (default 200)")
     q.add_argument("--tasks", nargs="+", default=["summarization", "email"], choices=["summarization", "email"])
     q.add_argument("--agents", nargs="+", default=None,
-                   help="subset of rows: no-learning oracle explore-exploit continual icl-edit-5 cipher-1 cipher-5")
+                   help="subset of rows: no-learning oracle explore-exploit continual icl-edit-5 cipher-1 cipher-5 fspo-3")
     q.add_argument("--encoder", default="minilm", help="retrieval encoder of CIPHER and ICL-edit: minilm or tfidf")
     q.add_argument("--population", default="prelude", help="prelude, verifiable, or a persona file")
     q.add_argument("--effort", type=positive_int, default=None, help="scripted user: violated preferences fixed per round")
@@ -50,6 +50,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from persona_lab.cli import rlhs_bench
 
     rlhs_bench.add_parser(bsub)
+
+    from persona_lab.cli.fspo import add_bench_parser
+
+    add_bench_parser(bsub)
     return p
 
 

@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "persona_lab.cli.bench",
     "persona_lab.cli.prefeval",
     "persona_lab.cli.train",
+    "persona_lab.cli.fspo",
     "persona_lab.cli.chat",
 ]
 

@@ -25,6 +25,7 @@ METHOD_HELP = {
     "ipo": "identity preference optimization on preference pairs (TRL DPOTrainer, loss_type=ipo)",
     "kto": "Kahneman-Tversky optimization on desirable/undesirable completions (TRL KTOTrainer)",
     "ilql": "implicit language Q-learning on persuasion dialogues (persona_lab.train.ilql, offline RL)",
+    "fspo": "few-shot preference optimization on FSPO episodes (--loss dpo|ipo, --description; data: fspo data)",
 }
 DATA_KINDS = ("preference", "sft", "unpaired")
 

@@ -13,6 +13,7 @@ _ENTRY_POINTS: dict[str, str] = {
     "persona_lab/FollowUp-v0": "persona_lab.envs.followup_env:FollowUpEnv",
     "persona_lab/Marketplace-v0": "persona_lab.envs.marketplace_env:MarketplaceEnv",
     "persona_lab/Persuasion-v0": "persona_lab.envs.persuasion_env:PersuasionEnv",
+    "persona_lab/FewShotPreference-v0": "persona_lab.envs.fewshot_env:FewShotPreferenceEnv",
 }
 
 ENV_IDS: tuple[str, ...] = tuple(_ENTRY_POINTS)

@@ -45,6 +45,7 @@ def default_agents(encoder: str = "minilm") -> list[AgentVariant]:
         AgentVariant("icl-edit-5", "icl-edit", {"k": 5, "encoder": encoder}),
         AgentVariant("cipher-1", "cipher", {"k": 1, "encoder": encoder}),
         AgentVariant("cipher-5", "cipher", {"k": 5, "encoder": encoder}),
+        AgentVariant("fspo-3", "fspo", {"k": 3, "encoder": encoder}),
     ]
 
 

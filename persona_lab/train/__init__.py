@@ -13,6 +13,7 @@ from persona_lab.train.data import (
     sft_from_prefeval_run,
 )
 from persona_lab.train.dpo import DPOTrainConfig, make_dpo_trainer, train_dpo
+from persona_lab.train.fspo import FSPOTrainConfig, train_fspo
 from persona_lab.train.ilql import ILQLConfig, train_ilql
 from persona_lab.train.ipo import IPOTrainConfig, make_ipo_trainer, train_ipo
 from persona_lab.train.kto import KTOTrainConfig, train_kto
@@ -24,6 +25,7 @@ METHODS = {
     "ipo": (IPOTrainConfig, train_ipo),
     "kto": (KTOTrainConfig, train_kto),
     "ilql": (ILQLConfig, train_ilql),
+    "fspo": (FSPOTrainConfig, train_fspo),
 }
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "PreparedRun",
     "DPOTrainConfig",
     "ILQLConfig",
+    "FSPOTrainConfig",
     "IPOTrainConfig",
     "KTOTrainConfig",
     "SFTTrainConfig",
@@ -49,6 +52,7 @@ __all__ = [
     "sft_from_prefeval_run",
     "train_dpo",
     "train_ilql",
+    "train_fspo",
     "train_ipo",
     "train_kto",
     "train_sft",

@@ -122,6 +122,13 @@ CASES: list[tuple[str, str]] = [
     ("train data {t}/corrupt --kind preference --out {t}/t.jsonl", "not a run directory"),
     ("train data {t}/x.jsonl --kind nope --out {t}/t.jsonl", "argument --kind"),
     ("train nope", "invalid choice: 'nope'"),
+    # fspo (data, show), train fspo, bench fspo
+    ("fspo data --out {t}/d --k 1", "k=1"),
+    ("fspo data --out {t}/d --eval-questions 0", "eval_questions=0"),
+    ("fspo data --out {t}/d --kinds nope", "unknown dispreferred kind 'nope'"),
+    ("fspo show --data {t}/emptydir", "no meta.json"),
+    ("train fspo --loss kto --data {t}/x.jsonl --base smollm2-135m --out {t}/t", "argument --loss"),
+    ("bench fspo --base scripted --rows nope --out {t}/b", "unknown rows ['nope']"),
 ]
 
 
