@@ -172,12 +172,24 @@ class CachedChatModel:
     def spec(self) -> str:
         return self.backend.spec
 
+    @property
+    def cache_spec(self) -> str:
+        """The backend's part of each cache key: ``backend.cache_spec`` where it has one (a replica set
+        keys by model, not by which server answered), else its spec."""
+        return getattr(self.backend, "cache_spec", None) or self.backend.spec
+
+    def backend_stats(self) -> dict[str, Any]:
+        """What the backend reports about itself (per-replica usage of an ``openai`` replica set)."""
+        stats = getattr(self.backend, "replica_stats", None)
+        return {"replicas": stats()} if callable(stats) else {}
+
     def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         requests = list(requests)
         if self.cache is None:
             out = self._call_backend(requests)
         else:
-            keys = [request_key(self.spec, r) for r in requests]
+            key_spec = self.cache_spec
+            keys = [request_key(key_spec, r) for r in requests]
             found = self.cache.get_many(keys)
             # identical requests inside one batch are sent once
             todo: dict[str, ChatRequest] = {}
@@ -185,7 +197,7 @@ class CachedChatModel:
                 if k not in found and k not in todo:
                     todo[k] = r
             fresh = self._call_backend(list(todo.values())) if todo else []
-            self.cache.put_many(self.spec, list(zip(todo.keys(), fresh)))
+            self.cache.put_many(key_spec, list(zip(todo.keys(), fresh)))
             new = dict(zip(todo.keys(), fresh))
             out = []
             for k in keys:
