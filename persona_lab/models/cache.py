@@ -8,12 +8,14 @@ no backend calls at all. A corrupt file is moved aside with a warning and a fres
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,6 +51,11 @@ class ResponseCache:
     integrity-checked on every open. A file that is not a database, or that SQLite finds corrupt
     while reading it, is moved aside with a warning and a fresh one is started.
 
+    Writes are group-committed: a write after a quiet spell commits at once, writes that come
+    faster wait (visible to this object's reads meanwhile) at most ``FLUSH_S`` and commit together;
+    a commit per answer cost more than the request itself against a fast server. ``close()`` and
+    interpreter exit commit what is pending; a ``kill -9`` loses at most ``FLUSH_S`` of answers.
+
     Args:
         path: the SQLite file, or a folder that will hold ``responses.sqlite``.
         max_bytes: an optional size limit; when the stored answers exceed it after a write, the oldest
@@ -66,8 +73,12 @@ class ResponseCache:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._pending: dict[str, tuple[Any, ...]] = {}
+        self._last_commit = float("-inf")
+        self._timer: threading.Timer | None = None
         self.hits = 0
         self.misses = 0
+        _LIVE.add(self)
 
     # Opening is lazy so that constructing a cache never touches the disk.
     def _connection(self) -> sqlite3.Connection:
@@ -130,31 +141,68 @@ class ResponseCache:
         found: dict[str, Completion] = {}
 
         def work(conn: sqlite3.Connection) -> None:
-            for start in range(0, len(keys), 500):
-                chunk = list(keys[start : start + 500])
-                marks = ",".join("?" * len(chunk))
+            if len(todo) == 1:
                 rows = conn.execute(
+                    "SELECT key, text, prompt_tokens, completion_tokens, finish_reason FROM responses WHERE key = ?",
+                    todo,
+                ).fetchall()
+                rows_found(rows)
+                return
+            for start in range(0, len(todo), 500):
+                chunk = todo[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows_found(conn.execute(
                     "SELECT key, text, prompt_tokens, completion_tokens, finish_reason"
                     f" FROM responses WHERE key IN ({marks})",
                     chunk,
-                ).fetchall()
-                for key, text, pt, ct, fr in rows:
-                    found[key] = Completion(text, Usage(pt, ct, 0.0, cache_hit=True), fr)
+                ).fetchall())
+
+        def rows_found(rows: list[tuple[Any, ...]]) -> None:
+            for key, text, pt, ct, fr in rows:
+                found[key] = Completion(text, Usage(pt, ct, 0.0, cache_hit=True), fr)
 
         with self._lock:
-            self._guarded(work)
+            pending = self._pending
+            todo = [k for k in keys if k not in pending]
+            if len(todo) < len(keys):
+                rows_found([(k, *pending[k][2:6]) for k in keys if k in pending])
+            if todo:
+                self._guarded(work)
             self.hits += len(found)
             self.misses += len(keys) - len(found)
         return found
+
+    FLUSH_S = 0.1  # longest a written answer waits for its commit
+    FLUSH_ROWS = 512  # or this many answers, whichever comes first
 
     def put_many(self, spec: str, items: Sequence[tuple[str, Completion]]) -> None:
         if not items:
             return
         now = time.time()
-        rows = [
-            (k, spec, c.text, c.usage.prompt_tokens, c.usage.completion_tokens, c.finish_reason, now)
-            for k, c in items
-        ]
+        with self._lock:
+            for k, c in items:
+                self._pending[k] = (k, spec, c.text, c.usage.prompt_tokens, c.usage.completion_tokens,
+                                    c.finish_reason, now)
+            quiet = time.monotonic() - self._last_commit
+            if quiet >= self.FLUSH_S or len(self._pending) >= self.FLUSH_ROWS:
+                self._flush_locked()
+            elif self._timer is None:
+                self._timer = threading.Timer(self.FLUSH_S - quiet, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self) -> None:
+        """Commit the answers that wait for a group commit."""
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
+        rows = list(self._pending.values())
 
         def work(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
@@ -165,14 +213,16 @@ class ResponseCache:
                 conn.execute("ROLLBACK")
                 raise
 
-        with self._lock:
-            self._guarded(work)
-            # three PRAGMAs: microseconds
-            if self.max_bytes is not None and self._used_bytes(self._connection()) > self.max_bytes:
-                self._prune(self._connection(), max_bytes=int(self.max_bytes * 0.9))
+        self._guarded(work)
+        self._pending.clear()
+        self._last_commit = time.monotonic()
+        # three PRAGMAs: microseconds
+        if self.max_bytes is not None and self._used_bytes(self._connection()) > self.max_bytes:
+            self._prune(self._connection(), max_bytes=int(self.max_bytes * 0.9))
 
     def __len__(self) -> int:
         with self._lock:
+            self._flush_locked()
             return self._guarded(lambda c: c.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
 
     # -- housekeeping -----------------------------------------------------------------------------
@@ -192,6 +242,7 @@ class ResponseCache:
                     "by_spec": by_spec}
 
         with self._lock:
+            self._flush_locked()
             out = self._guarded(work)
         out["path"] = str(self.path)
         out["file_bytes"] = sum(
@@ -206,6 +257,7 @@ class ResponseCache:
         oldest until the answers use at most ``max_bytes``. ``vacuum`` gives the space back to the disk.
         Returns how many were dropped."""
         with self._lock:
+            self._flush_locked()
             return self._guarded(lambda c: self._prune(c, max_bytes=max_bytes, older_than_s=older_than_s,
                                                        spec=spec, vacuum=vacuum))
 
@@ -237,6 +289,11 @@ class ResponseCache:
 
     def close(self) -> None:
         with self._lock:
+            if self._pending:
+                self._flush_locked()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -246,6 +303,17 @@ class ResponseCache:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["path"], max_bytes=state.get("max_bytes"))  # type: ignore[misc]
+
+
+_LIVE: weakref.WeakSet[ResponseCache] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all() -> None:
+    """Commit every cache's pending answers when the interpreter exits."""
+    for cache in list(_LIVE):
+        with contextlib.suppress(Exception):
+            cache.flush()
 
 
 def _as_hit(c: Completion) -> Completion:

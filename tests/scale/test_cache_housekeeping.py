@@ -59,3 +59,30 @@ def test_cache_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["cache", "--cache-dir", str(tmp_path), "prune"]) == 2  # no limit given: a config error
     assert main(["cache", "--cache-dir", str(tmp_path), "stats"]) == 0
     assert "answers" in capsys.readouterr().out
+
+
+def test_fast_writes_are_group_committed_and_readable_at_once(tmp_path: Path) -> None:
+    import sqlite3
+
+    cache = ResponseCache(tmp_path)
+    fill(cache, 1, size=10)  # after a quiet spell: committed at once
+    raw = sqlite3.connect(tmp_path / "responses.sqlite")
+    assert raw.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 1
+    cache.put_many("fake:a", [("fast", Completion("y", Usage(1, 1)))])  # right after: waits for the group
+    assert "fast" in cache.get_many(["fast"])  # this object sees it meanwhile
+    time.sleep(ResponseCache.FLUSH_S * 3)  # the timer commits it
+    assert raw.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 2
+
+
+def test_cache_keys_are_unchanged_by_the_faster_params_encoding() -> None:
+    from dataclasses import asdict
+
+    from persona_lab.core.seeding import stable_hash
+    from persona_lab.models import ChatRequest, GenerationParams, request_key
+
+    r = ChatRequest.of("hi", GenerationParams(max_new_tokens=7, temperature=0.5, seed=3, stop=("x",)))
+    old = asdict(r.params)
+    old.pop("extra_body")
+    old["stop"] = list(r.params.stop)
+    payload = {"v": 1, "spec": "fake:a", "messages": [{"role": "user", "content": "hi"}], "params": old}
+    assert request_key("fake:a", r) == stable_hash(payload)
