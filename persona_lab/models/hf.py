@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import re
 import shutil
 import tempfile
 import threading
@@ -404,6 +405,11 @@ class HFChatModel:
         self._tokenizer: Any = None
         self._eos_ids: list[int] = []
         self._context_window: int | None = None
+        self._counting_tok: Any = None  # the tokenizer alone, for counting before (or without) the model
+        self._fragment_tokens: dict[str, int] = {}
+        self._splitters: dict[int, re.Pattern[str]] = {}
+        self._fragments_ok: bool | None = None
+        self._fragment_checks_left = 3
         self.generate_calls = 0  # model.generate invocations (tests compare this to requests)
         self.batcher = DynamicBatcher(
             self._run_group, _group_key, max_batch_size=max_batch_size, wait_s=batch_wait_s,
@@ -490,10 +496,63 @@ class HFChatModel:
 
     def count_tokens(self, messages: Sequence[Any]) -> int:
         """Tokens of ``messages`` rendered with the chat template, generation prompt included
-        (what a request with these messages costs)."""
-        self.load()
-        text = self._render(as_messages(messages), add_generation_prompt=True)
-        return len(self._encode([text])["input_ids"][0])
+        (what a request with these messages costs). Exact, and cheap for long repeated contexts.
+
+        Needs the tokenizer only (the model is not loaded for it). A tokenizer splits its added
+        tokens (``<|im_start|>``, ...) out of the text before anything else, so the count is the sum
+        over the fragments between them plus one per added token; each fragment's count is memoized,
+        so a filler of hundreds of turns is tokenized once per (filler, tokenizer), not per item. The
+        first calls compare this with tokenizing the whole text and fall back for good on a mismatch.
+        """
+        tok = self._tokenizer if self._tokenizer is not None else self._load_counting_tokenizer()
+        text = self._render(as_messages(messages), add_generation_prompt=True, tokenizer=tok)
+        if self._fragments_ok is False:
+            return self._count_whole(tok, text)
+        counted = self._count_by_fragments(tok, text)
+        if self._fragment_checks_left > 0:
+            exact = self._count_whole(tok, text)
+            with self._tok_lock:
+                self._fragment_checks_left -= 1
+                if exact != counted:
+                    self._fragments_ok = False
+                    log.warning("%s: counting tokens by fragments gave %d, not %d; counting whole texts from now on",
+                                self.spec, counted, exact)
+                elif self._fragment_checks_left == 0:
+                    self._fragments_ok = True
+            return exact
+        return counted
+
+    def _load_counting_tokenizer(self) -> Any:
+        with self._load_lock:
+            if self._counting_tok is None:
+                from transformers import AutoTokenizer
+
+                self._counting_tok = AutoTokenizer.from_pretrained(self._model_dir())
+        return self._counting_tok
+
+    def _count_whole(self, tok: Any, text: str) -> int:
+        with self._tok_lock:
+            return len(tok(text, add_special_tokens=False)["input_ids"])
+
+    def _count_by_fragments(self, tok: Any, text: str) -> int:
+        splitter = self._splitters.get(id(tok))
+        if splitter is None:
+            added = sorted({t.content for t in tok.added_tokens_decoder.values()}, key=len, reverse=True)
+            splitter = re.compile("(" + "|".join(map(re.escape, added)) + ")") if added else re.compile("(?!x)x")
+            self._splitters[id(tok)] = splitter
+        memo = self._fragment_tokens
+        total = 0
+        for i, part in enumerate(splitter.split(text)):
+            if i % 2:  # an added token
+                total += 1
+            elif part:
+                n = memo.get(part)
+                if n is None:
+                    with self._tok_lock:
+                        n = len(tok(part, add_special_tokens=False)["input_ids"])
+                    memo[part] = n
+                total += n
+        return total
 
     # ---- ChatModel -------------------------------------------------------------------------------
 
@@ -503,8 +562,8 @@ class HFChatModel:
             return []
         return self.batcher(requests)
 
-    def _render(self, messages: Sequence[Message], *, add_generation_prompt: bool) -> str:
-        tok = self._tokenizer
+    def _render(self, messages: Sequence[Message], *, add_generation_prompt: bool, tokenizer: Any = None) -> str:
+        tok = tokenizer if tokenizer is not None else self._tokenizer
         dicts = [m.to_dict() for m in messages]
         if tok.chat_template is None:  # a base model: a plain transcript
             text = "".join(f"{m['role']}: {m['content']}\n\n" for m in dicts)
