@@ -406,7 +406,7 @@ class HFChatModel:
         self._eos_ids: list[int] = []
         self._context_window: int | None = None
         self._counting_tok: Any = None  # the tokenizer alone, for counting before (or without) the model
-        self._fragment_tokens: dict[str, int] = {}
+        self._fragment_tokens: dict[Any, Any] = {}
         self._splitters: dict[int, re.Pattern[str]] = {}
         self._fragments_ok: bool | None = None
         self._fragment_checks_left = 3
@@ -499,28 +499,66 @@ class HFChatModel:
         (what a request with these messages costs). Exact, and cheap for long repeated contexts.
 
         Needs the tokenizer only (the model is not loaded for it). A tokenizer splits its added
-        tokens (``<|im_start|>``, ...) out of the text before anything else, so the count is the sum
-        over the fragments between them plus one per added token; each fragment's count is memoized,
-        so a filler of hundreds of turns is tokenized once per (filler, tokenizer), not per item. The
-        first calls compare this with tokenizing the whole text and fall back for good on a mismatch.
+        tokens (``<|im_start|>``, ...) out of the text before anything else, so a chat whose every
+        turn starts with an added token costs the sum of its turns' tokens: each turn is rendered
+        (after the first message, as the template would) and counted once, then memoized, so a
+        filler of hundreds of turns is tokenized once per (filler, tokenizer), not once per item.
+        The first calls compare this with rendering and tokenizing the whole text, and any
+        mismatch switches to whole texts for good.
         """
         tok = self._tokenizer if self._tokenizer is not None else self._load_counting_tokenizer()
-        text = self._render(as_messages(messages), add_generation_prompt=True, tokenizer=tok)
-        if self._fragments_ok is False:
-            return self._count_whole(tok, text)
-        counted = self._count_by_fragments(tok, text)
-        if self._fragment_checks_left > 0:
-            exact = self._count_whole(tok, text)
+        msgs = as_messages(messages)
+        if self._fragments_ok is False or not msgs:
+            return self._count_whole(tok, self._render(msgs, add_generation_prompt=True, tokenizer=tok))
+        counted = self._count_by_turns(tok, msgs)
+        if self._fragment_checks_left > 0 or counted is None:
+            exact = self._count_whole(tok, self._render(msgs, add_generation_prompt=True, tokenizer=tok))
             with self._tok_lock:
-                self._fragment_checks_left -= 1
-                if exact != counted:
+                self._fragment_checks_left = max(0, self._fragment_checks_left - 1)
+                if counted is None or exact != counted:
                     self._fragments_ok = False
-                    log.warning("%s: counting tokens by fragments gave %d, not %d; counting whole texts from now on",
+                    log.warning("%s: counting tokens turn by turn gave %s, not %d; counting whole texts from now on",
                                 self.spec, counted, exact)
                 elif self._fragment_checks_left == 0:
                     self._fragments_ok = True
             return exact
         return counted
+
+    def _count_by_turns(self, tok: Any, msgs: Sequence[Message]) -> int | None:
+        """The sum over turns (see :meth:`count_tokens`), or None when the template is not compositional."""
+        first = msgs[0]
+        memo = self._fragment_tokens
+        head_key = ("\x00head", first.role, first.content)
+        head = memo.get(head_key)
+        try:
+            if head is None:
+                bare = self._render([first], add_generation_prompt=False, tokenizer=tok)
+                prompted = self._render([first], add_generation_prompt=True, tokenizer=tok)
+                suffix = prompted[len(bare):]
+                if not prompted.startswith(bare) or (suffix and not self._starts_added(tok, suffix)):
+                    return None
+                head = (self._count_by_fragments(tok, bare), self._count_by_fragments(tok, prompted[len(bare):]), bare)
+                memo[head_key] = head
+            total = head[0] + head[1]
+            for m in msgs[1:]:
+                key = (first.role, first.content, m.role, m.content)
+                n = memo.get(key)
+                if n is None:
+                    both = self._render([first, m], add_generation_prompt=False, tokenizer=tok)
+                    if not both.startswith(head[2]):
+                        return None
+                    piece = both[len(head[2]):]
+                    if not self._starts_added(tok, piece):
+                        return None
+                    n = memo[key] = self._count_by_fragments(tok, piece)
+                total += n
+        except Exception:  # noqa: BLE001 - a template that refuses a pair: count whole texts instead
+            return None
+        return total
+
+    def _starts_added(self, tok: Any, text: str) -> bool:
+        self._count_by_fragments(tok, "")  # builds the splitter
+        return bool(self._splitters[id(tok)].match(text))
 
     def _load_counting_tokenizer(self) -> Any:
         with self._load_lock:
@@ -542,7 +580,7 @@ class HFChatModel:
             self._splitters[id(tok)] = splitter
         memo = self._fragment_tokens
         total = 0
-        for i, part in enumerate(splitter.split(text)):
+        for i, part in enumerate(splitter.split(text) if text else ()):
             if i % 2:  # an added token
                 total += 1
             elif part:
