@@ -234,6 +234,8 @@ class DynamicBatcher:
         name: thread name and error prefix.
     """
 
+    MAX_WAIT_FACTOR = 10  # the longest gathering window, in units of wait_s
+
     def __init__(
         self,
         run: Callable[[list[ChatRequest]], list[Completion]],
@@ -302,10 +304,14 @@ class DynamicBatcher:
                 return
 
     def _collect(self, q: queue.Queue[_Pending | None], first: _Pending) -> tuple[list[_Pending], bool]:
+        """Gather until ``wait_s`` passes without a new request (each arrival extends the window, up
+        to ``MAX_WAIT_FACTOR * wait_s`` in all): callers that start together but reach the queue a
+        few ms apart (a loaded machine, a slow tokenizer) share one batch instead of splitting it."""
         batch = [first]
-        deadline = time.perf_counter() + self.wait_s
+        now = time.perf_counter()
+        deadline, cap = now + self.wait_s, now + self.wait_s * self.MAX_WAIT_FACTOR
         while len(batch) < self.max_batch_size:
-            remaining = deadline - time.perf_counter()
+            remaining = min(deadline, cap) - time.perf_counter()
             try:
                 item = q.get(timeout=remaining) if remaining > 0 else q.get_nowait()
             except queue.Empty:
@@ -313,6 +319,7 @@ class DynamicBatcher:
             if item is None:
                 return batch, True
             batch.append(item)
+            deadline = time.perf_counter() + self.wait_s
         return batch, False
 
     def _serve(self, batch: list[_Pending]) -> None:
