@@ -49,7 +49,9 @@ def test_prune_by_spec_and_age(tmp_path: Path) -> None:
 
 
 def test_cache_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fill(ResponseCache(tmp_path), 300)
+    writer = ResponseCache(tmp_path)
+    fill(writer, 300)
+    writer.close()  # commits what waits for a group commit (another object reads the file)
     assert main(["cache", "--cache-dir", str(tmp_path), "stats", "--json"]) == 0
     st = json.loads(capsys.readouterr().out)
     assert st["entries"] == 300 and st["by_spec"] == {"fake:a": 300}
