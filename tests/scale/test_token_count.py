@@ -13,7 +13,7 @@ from persona_lab.core.messages import Message  # noqa: E402
 from persona_lab.models.hf import HFChatModel  # noqa: E402
 from persona_lab.testing.tiny import CHAT_TEMPLATE, IM_END, IM_START, PAD, save_tiny_model  # noqa: E402
 
-WORDS = "the of tea green mild river garden engine policy market violin harbor theory canvas orbit recipe".split()
+WORDS = ["the", "of", "tea", "green", "mild", "river", "garden", "engine", "policy", "market", "violin", "harbor", "theory", "canvas", "orbit", "recipe"]
 
 
 def bpe_folder(tmp_path: Path) -> Path:
