@@ -35,7 +35,7 @@ def raw(model: object, tok: object, texts: list[str], new_tokens: int) -> tuple[
     start = time.perf_counter()
     rendered = [tok.apply_chat_template([{"role": "user", "content": t}], tokenize=False,  # type: ignore[attr-defined]
                                         add_generation_prompt=True) for t in texts]
-    enc = tok(rendered, add_special_tokens=False, padding=True, return_tensors="pt")  # type: ignore[operator]
+    enc = tok(rendered, add_special_tokens=False, padding=True, return_tensors="pt").to(model.device)  # type: ignore[operator,attr-defined]
     with torch.inference_mode():
         out = model.generate(**enc, max_new_tokens=new_tokens, do_sample=False,  # type: ignore[attr-defined]
                              pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)  # type: ignore[attr-defined]
@@ -78,6 +78,8 @@ def main() -> None:
         tok.padding_side = "left"
         chat = HFChatModel(str(folder))
         chat.load()
+        model.to(chat._model.device)  # both on the device the backend chose (cuda when there is one)
+        print(f"device: {chat._model.device}")
         raw(model, tok, prompts(2), args.new_tokens)  # warm up both
         batched(chat, prompts(2), args.new_tokens)
         for n in args.threads:
