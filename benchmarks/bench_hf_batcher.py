@@ -7,7 +7,8 @@ rep, interleaved: (A) raw: render the prompts with the chat template, tokenize t
 call ``model.generate`` once; (B) ``HFChatModel.generate([one request])`` from T threads released
 together by a barrier. Reported: median wall seconds of each, the ratio A/B (>= 1 means the batcher
 is as fast), how many ``generate`` calls (B) made (1 = no split batch), and whether every greedy
-answer is identical to (A)'s.
+answer is identical to (A)'s. On a loaded shared CPU, torch's OpenMP threads wait on each other
+and timings swing by seconds; ``--torch-threads 1`` (the default) avoids that for both sides.
 """
 
 from __future__ import annotations
@@ -68,8 +69,14 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--new-tokens", type=int, default=16)
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="intra-op threads for both (1: stable timings on a shared CPU; 0: torch's default)")
     args = ap.parse_args()
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_tiny_model(f"{tmp}/tiny", hidden_size=args.hidden)
