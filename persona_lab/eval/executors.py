@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from persona_lab.core.errors import BackendError, ConfigError
 from persona_lab.core.io import append_jsonl
+from persona_lab.models.base import UsageMeter
 
 if TYPE_CHECKING:
     from persona_lab.eval.runner import Runner
@@ -116,7 +117,7 @@ class _OrderedWriter:
         for _ in range(result.get("replayed", 0)):
             runner._count("replayed")
         for role, snap in result["usage"].items():
-            meter = runner.meters.setdefault(role, type(next(iter(runner.meters.values())))())
+            meter = runner.meters.setdefault(role, UsageMeter())
             with meter._lock:
                 meter.calls += snap["calls"]
                 meter.cache_hits += snap["cache_hits"]

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from persona_lab.core.errors import ConfigError
 from persona_lab.core.seeding import stable_hash
 from persona_lab.models.base import ChatModel, ChatRequest, Completion, Usage, UsageMeter
 
@@ -69,7 +70,11 @@ class ResponseCache:
             path = path / CACHE_FILE
         self.path = path
         if max_bytes is None and os.environ.get(MAX_MB_ENV):
-            max_bytes = int(float(os.environ[MAX_MB_ENV]) * 1024 * 1024)
+            try:
+                max_bytes = int(float(os.environ[MAX_MB_ENV]) * 1024 * 1024)
+            except ValueError:
+                raise ConfigError(f"${MAX_MB_ENV}={os.environ[MAX_MB_ENV]!r} is not a number",
+                                  hint="set it to the cache's size limit in MiB, e.g. 2048, or unset it") from None
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -130,7 +135,9 @@ class ResponseCache:
         try:
             return work(self._connection())
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) or self._conn is None:
+            # Only the plain DatabaseError means a damaged file ("malformed", "not a database");
+            # its subclasses (locked, closed, constraint...) are not a reason to set the file aside.
+            if type(exc) is not sqlite3.DatabaseError or self._conn is None:
                 raise
             self._set_aside(exc)
             return work(self._connection())
