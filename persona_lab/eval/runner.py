@@ -511,7 +511,14 @@ class Runner:
                 "rounds_per_s": round(rounds_executed / wall_s, 2) if wall_s > 0 else None,
             },
             "failed_episodes": failed,
+            **self._backend_stats(),
         }
+
+    def _backend_stats(self) -> dict[str, Any]:
+        """Per-replica usage of backends that report it (``openai`` replica sets), under ``backends``."""
+        out = {spec: {"replicas": b.replica_stats()} for spec, b in self._backends.items()
+               if callable(getattr(b, "replica_stats", None))}
+        return {"backends": out} if out else {}
 
     def _faults(self) -> dict[str, Any]:
         """What the backends counted: retries, faults by kind, give-ups (where the backend keeps a

@@ -234,3 +234,18 @@ def test_generation_params_with_extras_hash_and_compare() -> None:
     p = GenerationParams(extra_body={"b": 1, "a": [1, 2]})
     assert _params_hash_is_stable(p) and p == GenerationParams(extra_body={"a": [1, 2], "b": 1})
     assert p != GenerationParams() and "extra_body" not in GenerationParams().to_dict()
+
+
+def test_run_summary_reports_usage_per_replica(tmp_path: Path) -> None:
+    from persona_lab.eval.runner import RunConfig, Runner
+
+    a, b = FakeOpenAIServer(), FakeOpenAIServer()
+    with a, b:
+        spec = f"openai:m@{a.base_url},{b.base_url}"
+        cfg = RunConfig(env_id="persona_lab/EditEmail-v0", agent="no-learning", backend=spec, user="scripted",
+                        rounds=3, episodes=2)
+        summary = Runner(cfg, tmp_path / "run", cache=False, concurrency=2).run().summary
+        replicas = summary["backends"][spec]["replicas"]
+        assert [r["url"] for r in replicas] == [a.base_url, b.base_url]
+        assert sum(r["requests"] for r in replicas) == a.request_count + b.request_count > 0
+        assert all(r["in_rotation"] and r["times_taken_out"] == 0 for r in replicas)
