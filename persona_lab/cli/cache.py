@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 from persona_lab.core.errors import ConfigError
 
@@ -27,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from persona_lab.models.cache import ResponseCache
 
+    if args.cache_dir is not None and Path(args.cache_dir).exists() and not Path(args.cache_dir).is_dir():
+        raise ConfigError(f"--cache-dir {args.cache_dir} is not a folder", hint="pass the response cache's folder")
     cache = ResponseCache(args.cache_dir)
     if args.verb == "prune":
         if args.max_mb is None and args.older_than_days is None and args.spec is None:

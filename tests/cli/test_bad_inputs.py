@@ -122,6 +122,11 @@ CASES: list[tuple[str, str]] = [
     ("train data {t}/corrupt --kind preference --out {t}/t.jsonl", "not a run directory"),
     ("train data {t}/x.jsonl --kind nope --out {t}/t.jsonl", "argument --kind"),
     ("train nope", "invalid choice: 'nope'"),
+    # cache
+    ("cache --cache-dir {t}/emptydir prune", "prune needs a limit"),
+    ("cache --cache-dir {t}/emptydir prune --max-mb -1", "must be >= 0"),
+    ("cache --cache-dir {t}/afile stats", "--cache-dir"),
+    ("cache nope", "invalid choice: 'nope'"),
 ]
 
 
