@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "persona_lab.cli.train",
     "persona_lab.cli.fspo",
     "persona_lab.cli.chat",
+    "persona_lab.cli.cache",
 ]
 
 

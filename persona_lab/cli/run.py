@@ -73,7 +73,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     p.add_argument("--rounds", type=positive_int, default=None, help="agent turns per episode (default: the env's own length)")
     p.add_argument("--episodes", type=positive_int, default=1, help="episodes, one user each (default 1)")
-    p.add_argument("--concurrency", type=positive_int, default=1, help="episodes run in parallel threads")
+    p.add_argument("--concurrency", type=positive_int, default=1, help="episodes run in parallel (threads, processes or Ray tasks)")
+    p.add_argument("--executor", choices=["threads", "processes", "ray"], default="threads",
+                   help="where episodes run: threads of this process (default), worker processes, or Ray tasks "
+                        "(RAY_ADDRESS joins a cluster); this process writes the run directory either way")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
     add_run_args(p)
@@ -93,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     check_cache_args(args)
     console = Console(stderr=True)
     runner = Runner(config, args.out, concurrency=args.concurrency, cache=not args.no_cache, cache_dir=args.cache_dir,
-                    timeout_s=args.timeout)
+                    timeout_s=args.timeout, executor=args.executor)
     with stop_on_signals(runner.stop, console), Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             console=console, transient=True) as progress:

@@ -205,7 +205,9 @@ class Runner:
         on_round: Callable[[], None] | None = None,
         timeout_s: float | None = None,
         stop_event: threading.Event | None = None,
+        executor: str = "threads",
     ) -> None:
+        self.executor, self.cache_dir = executor, cache_dir  # executor: see persona_lab.eval.executors
         if timeout_s is not None and timeout_s <= 0:
             raise ConfigError(f"timeout must be > 0 seconds, got {timeout_s}")
         self.timeout_s = timeout_s
@@ -295,6 +297,11 @@ class Runner:
             start = time.perf_counter()
             failed: list[int] = []
             refused: PersonaLabError | None = None
+            if self.executor != "threads":  # other processes or hosts run the episodes; this one writes
+                from persona_lab.eval.executors import run_elsewhere
+
+                failed = run_elsewhere(self, todo, recorded)
+                todo = []
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
                 futures = {pool.submit(self._run_episode, e, recorded.get(e, {})): e for e in todo}
                 for fut in as_completed(futures):
@@ -393,10 +400,11 @@ class Runner:
             out[e] = {r.round: r.action_hash for r in recs}
         return out
 
-    def _run_episode(self, episode: int, recorded: Mapping[int, str]) -> int:
+    def _run_episode(self, episode: int, recorded: Mapping[int, str],
+                     emit: Callable[[dict[str, Any]], None] | None = None) -> int:
         """Run one episode from round 0; rounds already recorded are replayed (same seed, same
         actions, cached model calls) and not written again, so a resume fills every gap. Returns the
-        rounds executed."""
+        rounds executed. Each new record goes to ``emit`` (default: appended to the transitions file)."""
         if self._stop.is_set():
             raise _Stopped
         cfg = self.config
@@ -424,7 +432,10 @@ class Runner:
                 else:
                     rec = self._record(episode, t, seed, obs, action, action_hash, reward, terminated, truncated,
                                        feedback, info, agent)
-                    append_jsonl(self.transitions_path, rec.to_dict())
+                    if emit is None:
+                        append_jsonl(self.transitions_path, rec.to_dict())
+                    else:
+                        emit(rec.to_dict())
                     executed += 1
                     self._count("executed")
                 self.on_round()
@@ -500,7 +511,14 @@ class Runner:
                 "rounds_per_s": round(rounds_executed / wall_s, 2) if wall_s > 0 else None,
             },
             "failed_episodes": failed,
+            **self._backend_stats(),
         }
+
+    def _backend_stats(self) -> dict[str, Any]:
+        """Per-replica usage of backends that report it (``openai`` replica sets), under ``backends``."""
+        out = {spec: {"replicas": b.replica_stats()} for spec, b in self._backends.items()
+               if callable(getattr(b, "replica_stats", None))}
+        return {"backends": out} if out else {}
 
     def _faults(self) -> dict[str, Any]:
         """What the backends counted: retries, faults by kind, give-ups (where the backend keeps a

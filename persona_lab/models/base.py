@@ -7,10 +7,11 @@ callers in several threads may call ``generate`` at once.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from persona_lab.core.messages import Message, Transcript, as_messages
@@ -25,6 +26,13 @@ class GenerationParams:
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass (sampling only)."})
     seed: int | None = field(default=None, metadata={"help": "Sampling seed; part of the cache key."})
     stop: tuple[str, ...] = field(default=(), metadata={"help": "Strings that end generation."})
+    extra_body: Mapping[str, Any] | None = field(
+        default=None,
+        compare=False,
+        metadata={"help": "Server-specific request fields passed through by the openai backend (vLLM "
+                  "guided_json, response_format, repetition_penalty...); part of the cache key; other "
+                  "backends ignore them."},
+    )
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -38,9 +46,21 @@ class GenerationParams:
     def greedy(self) -> bool:
         return self.temperature == 0
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, GenerationParams):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash((self.max_new_tokens, self.temperature, self.top_p, self.seed, self.stop,
+                     json.dumps(self.extra_body, sort_keys=True) if self.extra_body else None))
+
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["stop"] = list(self.stop)
+        # Built by hand: dataclasses.asdict deep-copies and cost a third of a cache key.
+        d: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature,
+                             "top_p": self.top_p, "seed": self.seed, "stop": list(self.stop)}
+        if self.extra_body:  # absent otherwise, so keys of requests without extras stay as they were
+            d["extra_body"] = json.loads(json.dumps(self.extra_body, sort_keys=True))
         return d
 
 

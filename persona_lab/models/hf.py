@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import re
 import shutil
 import tempfile
 import threading
@@ -233,6 +234,8 @@ class DynamicBatcher:
         name: thread name and error prefix.
     """
 
+    MAX_WAIT_FACTOR = 10  # the longest gathering window, in units of wait_s
+
     def __init__(
         self,
         run: Callable[[list[ChatRequest]], list[Completion]],
@@ -301,10 +304,14 @@ class DynamicBatcher:
                 return
 
     def _collect(self, q: queue.Queue[_Pending | None], first: _Pending) -> tuple[list[_Pending], bool]:
+        """Gather until ``wait_s`` passes without a new request (each arrival extends the window, up
+        to ``MAX_WAIT_FACTOR * wait_s`` in all): callers that start together but reach the queue a
+        few ms apart (a loaded machine, a slow tokenizer) share one batch instead of splitting it."""
         batch = [first]
-        deadline = time.perf_counter() + self.wait_s
+        now = time.perf_counter()
+        deadline, cap = now + self.wait_s, now + self.wait_s * self.MAX_WAIT_FACTOR
         while len(batch) < self.max_batch_size:
-            remaining = deadline - time.perf_counter()
+            remaining = min(deadline, cap) - time.perf_counter()
             try:
                 item = q.get(timeout=remaining) if remaining > 0 else q.get_nowait()
             except queue.Empty:
@@ -312,6 +319,7 @@ class DynamicBatcher:
             if item is None:
                 return batch, True
             batch.append(item)
+            deadline = time.perf_counter() + self.wait_s
         return batch, False
 
     def _serve(self, batch: list[_Pending]) -> None:
@@ -404,6 +412,11 @@ class HFChatModel:
         self._tokenizer: Any = None
         self._eos_ids: list[int] = []
         self._context_window: int | None = None
+        self._counting_tok: Any = None  # the tokenizer alone, for counting before (or without) the model
+        self._fragment_tokens: dict[Any, Any] = {}
+        self._splitters: dict[int, re.Pattern[str]] = {}
+        self._fragments_ok: bool | None = None
+        self._fragment_checks_left = 3
         self.generate_calls = 0  # model.generate invocations (tests compare this to requests)
         self.batcher = DynamicBatcher(
             self._run_group, _group_key, max_batch_size=max_batch_size, wait_s=batch_wait_s,
@@ -490,10 +503,101 @@ class HFChatModel:
 
     def count_tokens(self, messages: Sequence[Any]) -> int:
         """Tokens of ``messages`` rendered with the chat template, generation prompt included
-        (what a request with these messages costs)."""
-        self.load()
-        text = self._render(as_messages(messages), add_generation_prompt=True)
-        return len(self._encode([text])["input_ids"][0])
+        (what a request with these messages costs). Exact, and cheap for long repeated contexts.
+
+        Needs the tokenizer only (the model is not loaded for it). A tokenizer splits its added
+        tokens (``<|im_start|>``, ...) out of the text before anything else, so a chat whose every
+        turn starts with an added token costs the sum of its turns' tokens: each turn is rendered
+        (after the first message, as the template would) and counted once, then memoized, so a
+        filler of hundreds of turns is tokenized once per (filler, tokenizer), not once per item.
+        The first calls compare this with rendering and tokenizing the whole text, and any
+        mismatch switches to whole texts for good.
+        """
+        tok = self._tokenizer if self._tokenizer is not None else self._load_counting_tokenizer()
+        msgs = as_messages(messages)
+        if self._fragments_ok is False or not msgs:
+            return self._count_whole(tok, self._render(msgs, add_generation_prompt=True, tokenizer=tok))
+        counted = self._count_by_turns(tok, msgs)
+        if self._fragment_checks_left > 0 or counted is None:
+            exact = self._count_whole(tok, self._render(msgs, add_generation_prompt=True, tokenizer=tok))
+            with self._tok_lock:
+                self._fragment_checks_left = max(0, self._fragment_checks_left - 1)
+                if counted is None or exact != counted:
+                    self._fragments_ok = False
+                    log.warning("%s: counting tokens turn by turn gave %s, not %d; counting whole texts from now on",
+                                self.spec, counted, exact)
+                elif self._fragment_checks_left == 0:
+                    self._fragments_ok = True
+            return exact
+        return counted
+
+    def _count_by_turns(self, tok: Any, msgs: Sequence[Message]) -> int | None:
+        """The sum over turns (see :meth:`count_tokens`), or None when the template is not compositional."""
+        first = msgs[0]
+        memo = self._fragment_tokens
+        head_key = ("\x00head", first.role, first.content)
+        head = memo.get(head_key)
+        try:
+            if head is None:
+                bare = self._render([first], add_generation_prompt=False, tokenizer=tok)
+                prompted = self._render([first], add_generation_prompt=True, tokenizer=tok)
+                suffix = prompted[len(bare):]
+                if not prompted.startswith(bare) or (suffix and not self._starts_added(tok, suffix)):
+                    return None
+                head = (self._count_by_fragments(tok, bare), self._count_by_fragments(tok, prompted[len(bare):]), bare)
+                memo[head_key] = head
+            total = head[0] + head[1]
+            for m in msgs[1:]:
+                key = (first.role, first.content, m.role, m.content)
+                n = memo.get(key)
+                if n is None:
+                    both = self._render([first, m], add_generation_prompt=False, tokenizer=tok)
+                    if not both.startswith(head[2]):
+                        return None
+                    piece = both[len(head[2]):]
+                    if not self._starts_added(tok, piece):
+                        return None
+                    n = memo[key] = self._count_by_fragments(tok, piece)
+                total += n
+        except Exception:  # noqa: BLE001 - a template that refuses a pair: count whole texts instead
+            return None
+        return total
+
+    def _starts_added(self, tok: Any, text: str) -> bool:
+        self._count_by_fragments(tok, "")  # builds the splitter
+        return bool(self._splitters[id(tok)].match(text))
+
+    def _load_counting_tokenizer(self) -> Any:
+        with self._load_lock:
+            if self._counting_tok is None:
+                from transformers import AutoTokenizer
+
+                self._counting_tok = AutoTokenizer.from_pretrained(self._model_dir())
+        return self._counting_tok
+
+    def _count_whole(self, tok: Any, text: str) -> int:
+        with self._tok_lock:
+            return len(tok(text, add_special_tokens=False)["input_ids"])
+
+    def _count_by_fragments(self, tok: Any, text: str) -> int:
+        splitter = self._splitters.get(id(tok))
+        if splitter is None:
+            added = sorted({t.content for t in tok.added_tokens_decoder.values()}, key=len, reverse=True)
+            splitter = re.compile("(" + "|".join(map(re.escape, added)) + ")") if added else re.compile("(?!x)x")
+            self._splitters[id(tok)] = splitter
+        memo = self._fragment_tokens
+        total = 0
+        for i, part in enumerate(splitter.split(text) if text else ()):
+            if i % 2:  # an added token
+                total += 1
+            elif part:
+                n = memo.get(part)
+                if n is None:
+                    with self._tok_lock:
+                        n = len(tok(part, add_special_tokens=False)["input_ids"])
+                    memo[part] = n
+                total += n
+        return total
 
     # ---- ChatModel -------------------------------------------------------------------------------
 
@@ -503,8 +607,8 @@ class HFChatModel:
             return []
         return self.batcher(requests)
 
-    def _render(self, messages: Sequence[Message], *, add_generation_prompt: bool) -> str:
-        tok = self._tokenizer
+    def _render(self, messages: Sequence[Message], *, add_generation_prompt: bool, tokenizer: Any = None) -> str:
+        tok = tokenizer if tokenizer is not None else self._tokenizer
         dicts = [m.to_dict() for m in messages]
         if tok.chat_template is None:  # a base model: a plain transcript
             text = "".join(f"{m['role']}: {m['content']}\n\n" for m in dicts)

@@ -10,13 +10,20 @@ later request, else the request is answered normally by ``responder``::
     with FakeOpenAIServer(faults=[Fault.rate_limited(retry_after=0), Fault.http(500)]) as server:
         model = OpenAIChatModel("m", server.base_url)
         ...  # the third request succeeds; server.requests holds all three
+
+``POST {prefix}/completions`` answers with token log-probabilities in the two shapes real servers use:
+``echo`` + ``logprobs`` (OpenAI's legacy completions, vLLM) and vLLM's ``prompt_logprobs``. Its
+"tokenizer" is :func:`fake_tokens` and its language model :func:`fake_logprob`, so a test can compute
+the exact score a client should report.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -103,6 +110,24 @@ def _word_count(text: str) -> int:
     return len(text.split())
 
 
+LOGPROB_MODES: tuple[str, ...] = ("echo", "prompt_logprobs")
+_TOKEN = re.compile(r"\s*\S+|\s+")
+
+
+def fake_tokens(text: str) -> list[tuple[int, str]]:
+    """The fake server's tokenizer: each word with the whitespace before it, as (offset, token)."""
+    return [(m.start(), m.group()) for m in _TOKEN.finditer(text)]
+
+
+def fake_logprob(prefix: str, token: str) -> float:
+    """The fake server's "language model": a word seen earlier in the prompt is likelier (so a score
+    depends on the context, as FLR needs), else a fixed value per word in [-6, -2)."""
+    word = token.strip().lower()
+    if word and word in prefix.lower():
+        return -0.5
+    return -2.0 - (zlib.crc32(word.encode("utf-8")) % 400) / 100.0
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -144,7 +169,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw.decode("utf-8")) if raw else None
         except (UnicodeDecodeError, json.JSONDecodeError):
             body = None
-        routed = self.path.split("?", 1)[0].rstrip("/") == f"{owner.prefix}/chat/completions"
+        route = self.path.split("?", 1)[0].rstrip("/")
+        completions = route == f"{owner.prefix}/completions"
+        routed = completions or route == f"{owner.prefix}/chat/completions"
         fault = owner._next_fault() if routed else None
         owner._record(RecordedRequest("POST", self.path, dict(self.headers.items()), body, raw, fault))
         if not routed:
@@ -159,13 +186,37 @@ class _Handler(BaseHTTPRequestHandler):
         ):
             self._send_json(401, _error_body("missing or wrong API key", "invalid_api_key"))
             return
+        if completions:
+            if fault is None:
+                self._completions(body)
+            else:
+                self._apply(fault, body)
+            return
         if fault is None:
             self._send_json(200, owner._answer(body))
             return
         self._apply(fault, body)
 
+    def _completions(self, body: dict[str, Any]) -> None:
+        owner = self.server.owner
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str):
+            self._send_json(400, _error_body("prompt must be a string", "invalid_request_error"))
+            return
+        if body.get("echo") and "echo" not in owner.logprob_modes:
+            self._send_json(400, _error_body("echo is not supported", "invalid_request_error"))
+            return
+        if "prompt_logprobs" in body and "prompt_logprobs" not in owner.logprob_modes:
+            if owner.ignore_unknown_fields:
+                body = {k: v for k, v in body.items() if k != "prompt_logprobs"}
+            else:
+                self._send_json(400, _error_body("unknown field prompt_logprobs", "invalid_request_error"))
+                return
+        self._send_json(200, owner._complete_text(body))
+
     def _apply(self, fault: Fault, body: dict[str, Any]) -> None:
         owner = self.server.owner
+        answer = owner._complete_text if "prompt" in body else owner._answer
         if fault.kind == "status":
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
             if fault.body is not None:
@@ -181,18 +232,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(fault.status, err, headers)
         elif fault.kind == "delay":
             owner._stop.wait(fault.delay_s)
-            self._send_json(200, owner._answer(body))
+            self._send_json(200, answer(body))
         elif fault.kind == "truncated":
-            blob = json.dumps(owner._answer(body)).encode("utf-8")
+            blob = json.dumps(answer(body)).encode("utf-8")
             self._send_raw(200, blob[: len(blob) // 2])
         elif fault.kind == "empty_choices":
-            answer = owner._answer(body)
-            answer["choices"] = []
-            self._send_json(200, answer)
+            reply = answer(body)
+            reply["choices"] = []
+            self._send_json(200, reply)
         elif fault.kind == "missing_content":
-            answer = owner._answer(body)
-            del answer["choices"][0]["message"]["content"]
-            self._send_json(200, answer)
+            reply = answer(body)
+            reply["choices"][0].pop("message", None)
+            reply["choices"][0].pop("text", None)
+            self._send_json(200, reply)
         elif fault.kind == "disconnect":
             self.close_connection = True
         else:  # pragma: no cover - Fault.kind is a closed set
@@ -228,6 +280,11 @@ class FakeOpenAIServer:
         prefix: the path the routes live under (``/v1`` like vLLM and OpenAI).
         require_key: when set, requests must carry ``Authorization: Bearer <require_key>``.
         model_id: the model ``GET {prefix}/models`` lists.
+        logprob_modes: which prompt log-probability requests ``/completions`` honours (``"echo"``,
+            ``"prompt_logprobs"``); others get HTTP 400, or are ignored with ``ignore_unknown_fields``.
+        ignore_unknown_fields: answer a ``prompt_logprobs`` request as if the field were absent (as
+            servers that drop unknown fields do).
+        name: a label for this server (its replies say it; replica tests tell servers apart by it).
     """
 
     def __init__(
@@ -240,6 +297,9 @@ class FakeOpenAIServer:
         prefix: str = "/v1",
         require_key: str | None = None,
         model_id: str = "fake-model",
+        logprob_modes: Iterable[str] = LOGPROB_MODES,
+        ignore_unknown_fields: bool = False,
+        name: str = "fake",
     ) -> None:
         if host not in LOOPBACK_HOSTS:
             raise ValueError(f"FakeOpenAIServer only serves loopback, not {host!r}; use 127.0.0.1")
@@ -248,6 +308,9 @@ class FakeOpenAIServer:
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.require_key = require_key
         self.model_id = model_id
+        self.logprob_modes = tuple(logprob_modes)
+        self.ignore_unknown_fields = ignore_unknown_fields
+        self.name = name
         self._lock = threading.Lock()
         self._faults: deque[Fault] = deque(faults)
         self._default_fault = default_fault
@@ -357,6 +420,7 @@ class FakeOpenAIServer:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", self.model_id),
+            "system_fingerprint": self.name,
             "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
             ],
@@ -365,4 +429,42 @@ class FakeOpenAIServer:
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
             },
+        }
+
+    def _complete_text(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A ``text_completion`` with one generated token and, as asked, prompt log-probabilities."""
+        prompt = str(body.get("prompt", ""))
+        generated = " ok"
+        echo = bool(body.get("echo"))
+        text = prompt + generated if echo else generated
+        choice: dict[str, Any] = {"index": 0, "text": text, "finish_reason": "length"}
+        prompt_tokens = fake_tokens(prompt)
+        if body.get("logprobs") is not None:
+            toks = (prompt_tokens if echo else []) + [(len(prompt), generated)]
+            values: list[float | None] = [
+                None if i == 0 and echo else fake_logprob(text[:off], tok) for i, (off, tok) in enumerate(toks)
+            ]
+            choice["logprobs"] = {
+                "tokens": [t for _, t in toks],
+                "token_logprobs": values,
+                "text_offset": [off for off, _ in toks],
+                "top_logprobs": [None if v is None else {t: v} for (_, t), v in zip(toks, values)],
+            }
+        if body.get("prompt_logprobs") is not None:
+            choice["prompt_logprobs"] = [
+                None if i == 0 else {str(zlib.crc32(tok.encode("utf-8")) % 50000): {
+                    "logprob": fake_logprob(prompt[:off], tok), "rank": 1, "decoded_token": tok}}
+                for i, (off, tok) in enumerate(prompt_tokens)
+            ]
+        with self._lock:
+            self._counter += 1
+            n = self._counter
+        return {
+            "id": f"cmpl-fake-{n}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": body.get("model", self.model_id),
+            "choices": [choice],
+            "usage": {"prompt_tokens": len(prompt_tokens), "completion_tokens": 1,
+                      "total_tokens": len(prompt_tokens) + 1},
         }

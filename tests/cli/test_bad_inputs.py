@@ -129,6 +129,11 @@ CASES: list[tuple[str, str]] = [
     ("fspo show --data {t}/emptydir", "no meta.json"),
     ("train fspo --loss kto --data {t}/x.jsonl --base smollm2-135m --out {t}/t", "argument --loss"),
     ("bench fspo --base scripted --rows nope --out {t}/b", "unknown rows ['nope']"),
+    # cache
+    ("cache --cache-dir {t}/emptydir prune", "prune needs a limit"),
+    ("cache --cache-dir {t}/emptydir prune --max-mb -1", "must be >= 0"),
+    ("cache --cache-dir {t}/afile stats", "--cache-dir"),
+    ("cache nope", "invalid choice: 'nope'"),
 ]
 
 
