@@ -47,6 +47,7 @@ from persona_lab.core.provenance import environment_info
 from persona_lab.core.records import TRANSITIONS_FILE, TransitionRecord, episodes, is_complete, iter_records
 from persona_lab.core.seeding import derive_seed, stable_hash
 from persona_lab.envs.base import PRIVILEGED, PersonaEnv
+from persona_lab.eval.fidelity import fidelity_counters
 from persona_lab.eval.metrics import metric_ci
 from persona_lab.models import (
     SCRIPTED,
@@ -56,6 +57,7 @@ from persona_lab.models import (
     create_backend,
     is_scripted,
 )
+from persona_lab.models.decoding import with_gen
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +81,13 @@ class RunConfig:
     episodes: int = field(default=1, metadata={"help": "episodes (users) to run; episode e uses user index e"})
     env_kwargs: Mapping[str, Any] = field(default_factory=dict, metadata={"help": "world-specific gymnasium.make kwargs, checked against the env's signature"})
     agent_kwargs: Mapping[str, Any] = field(default_factory=dict, metadata={"help": "extra agent constructor kwargs"})
+    agent_gen: Mapping[str, Any] = field(default_factory=dict, metadata={"help": "agent decoding overrides (temperature, top_p, seed, repetition_penalty, max_new_tokens); see persona_lab.models.decoding"})
+    user_gen: Mapping[str, Any] = field(default_factory=dict, metadata={"help": "LLM user decoding overrides (same keys as agent_gen, plus guided)"})
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["env_kwargs"], d["agent_kwargs"] = dict(self.env_kwargs), dict(self.agent_kwargs)
+        d["agent_gen"], d["user_gen"] = dict(self.agent_gen), dict(self.user_gen)
         return d
 
     @property
@@ -238,7 +243,8 @@ class Runner:
                 self._backends[spec] = create_backend(spec)  # one backend (one loaded model) per spec
                 set_read_timeout(self._backends[spec], self.timeout_s)
             meter = self.meters.setdefault(role, UsageMeter())
-        return CachedChatModel(self._backends[spec], self._cache, meter)
+        model = CachedChatModel(self._backends[spec], self._cache, meter)
+        return with_gen(model, {"agent": self.config.agent_gen, "user": self.config.user_gen}.get(role))  # type: ignore[return-value]
 
     def _env_kwargs(self) -> dict[str, Any]:
         """The run's env kwargs, with spec strings of model-taking kwargs (FLR scorer, PrefEval judge)
@@ -500,6 +506,7 @@ class Runner:
                 "rounds_per_s": round(rounds_executed / wall_s, 2) if wall_s > 0 else None,
             },
             "failed_episodes": failed,
+            "fidelity": fidelity_counters(r for recs in by_episode.values() for r in recs),
         }
 
     def _faults(self) -> dict[str, Any]:
