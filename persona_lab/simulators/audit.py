@@ -84,6 +84,11 @@ class UserCall:
     fallback: str | None = None
     flags: list[str] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+    text: str | None = None  # what parsers read (``raw`` unless echoed prompt lines were dropped)
+
+    def __post_init__(self) -> None:
+        if self.text is None:
+            self.text = self.raw
 
     def flag(self, *names: str) -> None:
         for name in names:
@@ -102,16 +107,48 @@ class UserCall:
                 "fallback": self.fallback, "flags": list(self.flags)}
 
 
-def ask(model: ChatModel, messages: Transcript, params: GenerationParams, step: str) -> UserCall:
-    """One audited call: generate, and flag echoed delimiters and degenerate repetition in the raw text."""
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+_QUOTED = re.compile(r"<<<.*?>>>", re.DOTALL)
+
+
+def echoes(text: str, source: str, *, min_words: int = 8) -> bool:
+    """Whether ``text`` repeats ``source`` verbatim: a run of ``min_words`` of its words (all of it
+    when shorter)."""
+    a, b = _norm(text), _norm(source).split()
+    if not a or not b:
+        return False
+    n = min(min_words, len(b))
+    return any(" ".join(b[i:i + n]) in a for i in range(len(b) - n + 1))
+
+
+def strip_echo(text: str, prompt: str) -> str:
+    """``text`` without what it copied from ``prompt``: every prompt line of 3+ words found in it
+    verbatim, then any remaining line that appears in the prompt."""
+    for line in sorted({ln.strip() for ln in prompt.splitlines() if len(ln.split()) >= 3}, key=len, reverse=True):
+        text = text.replace(line, "")
+    seen = _norm(prompt)
+    return "\n".join(ln for ln in text.splitlines() if ln.strip() and not (len(ln.split()) >= 3 and _norm(ln) in seen))
+
+
+def ask(model: ChatModel, messages: Transcript, params: GenerationParams, step: str, *,
+        drop_echo: bool = False) -> UserCall:
+    """One audited call: generate; flag echoed delimiters, copied instructions (the prompt's words
+    outside its ``<<<``/``>>>`` quotes) and degenerate repetition. With ``drop_echo`` the lines copied
+    from the prompt are left out of :attr:`UserCall.text`, the text parsers read."""
     request = ChatRequest.of(messages, params)
     (completion,) = model.generate([request])
-    text = completion.text or ""
-    call = UserCall(step=step, key=stable_hash(request.key_payload(), length=16), raw=text, usage=completion.usage)
-    if has_delimiters(text):
+    raw = completion.text or ""
+    prompt = request.messages[-1].content if request.messages else ""
+    call = UserCall(step=step, key=stable_hash(request.key_payload(), length=16), raw=raw, usage=completion.usage)
+    if has_delimiters(raw) or echoes(raw, _QUOTED.sub(" ", prompt)):
         call.flag(ECHOED_PROMPT)
-    if is_degenerate(text):
+    if is_degenerate(raw):
         call.flag(DEGENERATE)
+    if drop_echo and ECHOED_PROMPT in call.flags:
+        call.text = strip_echo(raw, prompt)
     return call
 
 

@@ -713,9 +713,9 @@ class LLMCustomer:
         return c.text, c.usage
 
     def _rating(self, messages: Any, step: str, calls: list[UserCall]) -> float:
-        call = ask(self.model, messages, self.params, step)
+        call = ask(self.model, messages, self.params, step, drop_echo=True)
         calls.append(call)
-        rating = _P().parse_rating(call.raw)
+        rating = _P().parse_rating(call.text or "")
         call.parsed = rating
         if rating is None:
             call.flag(PARSE_FAILURES)
@@ -725,9 +725,10 @@ class LLMCustomer:
 
     def react(self, scenario: Scenario, opening: str, seller_turn: str, rng: np.random.Generator) -> CustomerReaction:
         P = _P()
-        decision = ask(self.model, P.customer_decision_prompt(scenario, opening, seller_turn), self.params, "decision")
+        decision = ask(self.model, P.customer_decision_prompt(scenario, opening, seller_turn), self.params, "decision",
+                       drop_echo=True)
         calls = [decision]
-        text = decision.raw
+        text = decision.text or ""
         choice = P.parse_choice(text)
         immediate = P.parse_rating(text)
         decision.parsed = {"choice": choice, "rating": immediate}

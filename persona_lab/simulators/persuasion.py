@@ -33,7 +33,15 @@ from persona_lab.core.messages import Message
 from persona_lab.core.records import TransitionRecord
 from persona_lab.core.seeding import derive_seed, make_rng
 from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams, Usage
-from persona_lab.simulators.audit import ECHOED_PROMPT, FILLER, INFO_KEY, PARSE_FAILURES, ask, calls_info
+from persona_lab.simulators.audit import (
+    ECHOED_PROMPT,
+    FILLER,
+    INFO_KEY,
+    PARSE_FAILURES,
+    ask,
+    calls_info,
+    echoes,
+)
 from persona_lab.simulators.users import build_user
 
 MAX_DONATION = 2.0
@@ -410,8 +418,9 @@ class LLMPersuadee:
                 agent_text: str, rng: np.random.Generator) -> PersuadeeTurn:
         from persona_lab.simulators import persuasion_prompts as P
 
-        call = ask(self.model, P.persuadee_turn_prompt(persona, history, agent_text), self.params, "turn")
-        parsed = P.parse_persuadee_turn(call.raw)
+        call = ask(self.model, P.persuadee_turn_prompt(persona, history, agent_text), self.params, "turn",
+                   drop_echo=True)
+        parsed = P.parse_persuadee_turn(call.text or "")
         call.parsed = {"willingness": parsed.willingness, "donation": parsed.donation, "goodbye": parsed.goodbye}
         if parsed.willingness is None:
             call.flag(PARSE_FAILURES)
@@ -439,8 +448,9 @@ class LLMPersuadee:
                rng: np.random.Generator) -> PersuadeeTurn:
         from persona_lab.simulators import persuasion_prompts as P
 
-        call = ask(self.model, P.persuadee_decision_prompt(persona, history), self.params, "forced_decision")
-        amount = parse_donation(call.raw)
+        call = ask(self.model, P.persuadee_decision_prompt(persona, history), self.params, "forced_decision",
+                   drop_echo=True)
+        amount = parse_donation(call.text or "")
         call.parsed = amount
         failed = amount is None
         if failed:
@@ -448,23 +458,13 @@ class LLMPersuadee:
             call.fall_back("no amount: donation from the willingness")
         amount = donation_amount(state.willingness) if amount is None else amount
         st = replace(state, decided=True, donation=amount)
-        reply = P.strip_hidden(call.raw)
+        reply = P.strip_hidden(call.text or "")
         if not reply:
             call.flag(FILLER)
             call.fall_back("no visible reply: scripted filler")
             reply = _decision_text(amount, rng)
         return PersuadeeTurn(reply, st, {"forced_decision": True, "parse_failed": failed,
                                          INFO_KEY: calls_info([call])}, (call.usage,))
-
-
-def echoes(reply: str, other: str, *, min_words: int = 8) -> bool:
-    """Whether ``reply`` repeats ``other`` (the persuader's turn) verbatim: a run of at least
-    ``min_words`` of its words, or all of it when shorter."""
-    a, b = " ".join(reply.lower().split()), other.lower().split()
-    if not a or not b:
-        return False
-    n = min(min_words, len(b))
-    return any(" ".join(b[i:i + n]) in a for i in range(len(b) - n + 1))
 
 
 def make_persuadee(kind: str | Persuadee, model: ChatModel | None = None, *, noise: float = 0.02) -> Persuadee:
