@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "persona_lab.cli.prefeval",
     "persona_lab.cli.train",
     "persona_lab.cli.chat",
+    "persona_lab.cli.calibrate",
 ]
 
 
