@@ -31,7 +31,7 @@ def _fmt(x: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from persona_lab.eval.calibrate import calibrate
+    from persona_lab.eval.calibrate import calibrate, save_calibration
     from persona_lab.models.decoding import parse_gen, with_gen
 
     settings = parse_gen(args.user_gen)
@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     result = calibrate(args.env_id, model, limit=args.limit, seed=args.seed)
     result["user_gen"] = settings.to_dict()
     print_calibration(result, Console())
+    if not args.no_cache:
+        save_calibration(result, args.cache_dir)  # `run` with this LLM user prints it beside its results
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     return 0

@@ -107,6 +107,12 @@ def run(args: argparse.Namespace) -> int:
         runner.on_round = lambda: progress.advance(task)
         result = runner.run(resume=args.resume)
     print_summary(result.summary, Console())
+    if config.user_kind == "llm":
+        from persona_lab.eval.calibrate import calibration_note
+
+        note = calibration_note(args.env_id, args.user_backend or args.backend, args.cache_dir)
+        Console().print(note or f"no calibration of this LLM user yet: persona-lab calibrate {args.env_id} "
+                        f"--user-backend {args.user_backend or args.backend}", highlight=False)
     if result.interrupted:
         console.print(f"interrupted: {result.summary['episodes']} complete episode(s) recorded in {args.out}; "
                       f"continue with:\n  {resume_command(args)}", highlight=False, soft_wrap=True)

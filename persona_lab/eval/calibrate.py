@@ -13,10 +13,14 @@ the marketplace (purchase choice; items cycle the no-learning, oracle and decept
 
 from __future__ import annotations
 
+import json
 import math
+import re
+import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -24,6 +28,7 @@ import numpy as np
 
 from persona_lab.agents.base import TruthAware, create_agent
 from persona_lab.core.errors import ConfigError
+from persona_lab.core.io import atomic_write_json
 from persona_lab.envs.base import PRIVILEGED
 from persona_lab.models.base import ChatModel
 from persona_lab.simulators import catalog
@@ -162,6 +167,33 @@ def position_bias(items: Sequence[Item]) -> dict[str, float]:
         return bought.count("A") / len(bought) if bought else float("nan")
 
     return {"scripted_share_A": share_a([i.scripted for i in items]), "llm_share_A": share_a([i.llm for i in items])}
+
+
+def calibration_path(env_id: str, user_backend: str, cache_dir: str | Path | None = None) -> Path:
+    """Where the latest calibration of ``user_backend`` in ``env_id`` is kept (under the cache dir)."""
+    from persona_lab.models.cache import default_cache_dir
+
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{env_id}__{user_backend}")
+    return Path(cache_dir or default_cache_dir()) / "calibration" / f"{slug}.json"
+
+
+def save_calibration(result: Mapping[str, Any], cache_dir: str | Path | None = None) -> Path:
+    """Keep the headline of ``result`` so later runs with this LLM user can print it."""
+    path = calibration_path(result["env_id"], result["user_backend"], cache_dir)
+    keep = {k: v for k, v in result.items() if k != "per_item"}
+    atomic_write_json(path, {**keep, "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
+    return path
+
+
+def calibration_note(env_id: str, user_backend: str, cache_dir: str | Path | None = None) -> str | None:
+    """One line with the saved calibration of this LLM user, or None when there is none."""
+    path = calibration_path(env_id, user_backend, cache_dir)
+    if not path.exists():
+        return None
+    r = json.loads(path.read_text(encoding="utf-8"))
+    lo, hi = r["kappa_ci"]
+    return (f"calibration of this user ({user_backend}, {r['items']} items, {r.get('time', '?')}): agreement with "
+            f"the scripted user {r['agreement']:.2f}, Cohen's kappa {r['kappa']:.2f} [{lo:.2f}, {hi:.2f}]")
 
 
 def calibrate(env_id: str, model: ChatModel, *, limit: int = 20, seed: int = 0) -> dict[str, Any]:

@@ -56,10 +56,15 @@ def test_marketplace_position_bias_and_unsupported_worlds() -> None:
 
 
 def test_calibrate_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "cal.json"
+    out, cache = tmp_path / "cal.json", str(tmp_path / "cache")
+    run = ["run", "persona_lab/EditEmail-v0", "--backend", "fake:x", "--rounds", "2", "--cache-dir", cache]
+    assert main([*run, "--out", str(tmp_path / "r1")]) == 0
+    assert "no calibration of this LLM user yet" in capsys.readouterr().out
     assert main(["calibrate", "persona_lab/EditEmail-v0", "--user-backend", "fake:x", "--limit", "4",
-                 "--no-cache", "--out", str(out)]) == 0
+                 "--cache-dir", cache, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "Cohen's kappa" in printed and "agreement" in printed
     result = json.loads(out.read_text())
     assert result["items"] == 4 and len(result["per_item"]) == 4 and result["per_item"][0]["calls"][0]["raw"] == "ok"
+    assert main([*run, "--out", str(tmp_path / "r2")]) == 0  # a later run prints the saved calibration
+    assert "calibration of this user (fake:x, 4 items" in capsys.readouterr().out
