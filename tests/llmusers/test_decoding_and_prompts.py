@@ -114,3 +114,31 @@ def test_run_records_gen_settings_and_prints_fidelity(tmp_path: Path, capsys: py
     rows = [json.loads(line) for line in (out / "transitions.jsonl").read_text().splitlines()]
     assert rows[0]["info"]["user_calls"][0]["raw"] == "ok" and rows[0]["info"]["user_verdict"] == "unclear"
     assert main(["run", "persona_lab/EditEmail-v0", "--out", str(tmp_path / "bad"), "--user-gen", "temp=1"]) == 2
+
+
+def _with_extras(params: GenerationParams, extra: dict) -> GenerationParams:
+    """``params`` carrying backend extras, also on a build whose GenerationParams lacks the field."""
+    if has_extra_body():
+        import dataclasses
+
+        return dataclasses.replace(params, extra_body=extra)
+    object.__setattr__(params, "extra_body", extra)
+    return params
+
+
+def test_hf_backend_honours_guided_choice_and_repetition_penalty(tmp_path: Path) -> None:
+    from persona_lab.models import open_chat_model
+    from persona_lab.testing.tiny import save_tiny_model
+
+    chat = open_chat_model(f"hf:{save_tiny_model(tmp_path / 'tiny')}", cache=False)
+    prompts = ["Is this fine?", "Answer yes or no: is the sky green?", "Hello there, how are you today?"]
+    free = [c.text for c in chat.generate([ChatRequest.of(p, GenerationParams(max_new_tokens=6)) for p in prompts])]
+    assert not all(t.strip().lower() in ("yes", "no") for t in free)  # the random tiny model says anything
+    constrained = [ChatRequest.of(p, _with_extras(GenerationParams(max_new_tokens=6), {"guided_choice": ["yes", "no"]}))
+                   for p in prompts]
+    out = [c.text for c in chat.generate(constrained)]
+    assert all(t.strip().lower() in ("yes", "no") for t in out), out
+    penalized = chat.generate([ChatRequest.of(prompts[0], _with_extras(GenerationParams(max_new_tokens=12),
+                                                                       {"repetition_penalty": 5.0}))])
+    plain = chat.generate([ChatRequest.of(prompts[0], GenerationParams(max_new_tokens=12))])
+    assert penalized[0].text != plain[0].text
