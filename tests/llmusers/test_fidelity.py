@@ -158,6 +158,14 @@ def test_scripted_users_make_no_calls_and_warnings_start_above_ten_percent() -> 
     assert c["agent/parse_failures"] == 1 and c["agent/unrecognized_preference"] == 1
 
 
+def test_revision_lead_ins_are_not_part_of_the_edit() -> None:
+    from persona_lab.simulators.edit_users import _clean_revision
+
+    assert _clean_revision("Here's the edited text:\n\n<<<\nDear Ann,\n>>>") == "Dear Ann,"
+    assert _clean_revision("Sure! Here is the revised version:\nHi") == "Hi"
+    assert _clean_revision("Editing notes: keep") == "Editing notes: keep"
+
+
 def test_detectors() -> None:
     assert strip_delimiters("<<<\nHello there.\n>>>") == "Hello there."
     assert strip_delimiters("Edited: <<< Hi >>>") == "Edited:  Hi"
