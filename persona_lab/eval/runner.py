@@ -52,6 +52,7 @@ from persona_lab.eval.metrics import metric_ci
 from persona_lab.models import (
     SCRIPTED,
     CachedChatModel,
+    ChatModel,
     ResponseCache,
     UsageMeter,
     create_backend,
@@ -87,7 +88,11 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["env_kwargs"], d["agent_kwargs"] = dict(self.env_kwargs), dict(self.agent_kwargs)
-        d["agent_gen"], d["user_gen"] = dict(self.agent_gen), dict(self.user_gen)
+        for key in ("agent_gen", "user_gen"):  # only when set, so runs recorded before them still resume
+            if d[key]:
+                d[key] = dict(d[key])
+            else:
+                del d[key]
         return d
 
     @property
@@ -234,7 +239,7 @@ class Runner:
         self.rounds = config.rounds or self.env_cls.default_rounds
 
     # --- models: the one place a run turns a backend spec into a model --------------------------------
-    def _model(self, spec: str | None, role: str) -> CachedChatModel | None:
+    def _model(self, spec: str | None, role: str) -> ChatModel | None:
         if is_scripted(spec):
             return None
         assert spec is not None
@@ -244,7 +249,7 @@ class Runner:
                 set_read_timeout(self._backends[spec], self.timeout_s)
             meter = self.meters.setdefault(role, UsageMeter())
         model = CachedChatModel(self._backends[spec], self._cache, meter)
-        return with_gen(model, {"agent": self.config.agent_gen, "user": self.config.user_gen}.get(role))  # type: ignore[return-value]
+        return with_gen(model, {"agent": self.config.agent_gen, "user": self.config.user_gen}.get(role))
 
     def _env_kwargs(self) -> dict[str, Any]:
         """The run's env kwargs, with spec strings of model-taking kwargs (FLR scorer, PrefEval judge)
