@@ -161,7 +161,7 @@ class LLMEditingUser:
 _VERDICT_WORD = {True: "yes", False: "no", None: "unclear"}
 # A lead-in before the revision ("Here's the edited text:", "Revised version:"), not part of the edit.
 _LABEL = re.compile(r"^\s*(?:(?:sure[,!.]?\s*)?here(?:'s| is) (?:the|your|my) )?(?:edited|revised) (?:text|version|email|summary)"
-                    r"\s*:\s*|^\s*revision\s*:\s*", re.IGNORECASE)
+                    r"[^:\n]{0,40}:\s*|^\s*revision\s*:\s*", re.IGNORECASE)
 
 
 def _clean_revision(text: str) -> str:

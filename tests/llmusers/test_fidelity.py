@@ -163,6 +163,7 @@ def test_revision_lead_ins_are_not_part_of_the_edit() -> None:
 
     assert _clean_revision("Here's the edited text:\n\n<<<\nDear Ann,\n>>>") == "Dear Ann,"
     assert _clean_revision("Sure! Here is the revised version:\nHi") == "Hi"
+    assert _clean_revision("Here's the edited text with the requested changes:\n\nHi") == "Hi"
     assert _clean_revision("Editing notes: keep") == "Editing notes: keep"
 
 
