@@ -12,6 +12,17 @@ TASK_INSTRUCTIONS = {
 SYSTEM = "You are a helpful writing assistant. Reply with the requested text only."
 
 
+# CIPHER's inference and aggregation prompts. The old wording asked for "style properties", which an
+# instruct (coder) model read as CSS ("font-weight, text-align"); these ask for how the text is written,
+# in everyday words, and say what not to answer with. No example answers: a small model copies them,
+# and they would name catalog preferences for it.
+WRITING_ONLY = ("You describe how a person likes their texts written (their writing preferences), "
+                "in plain everyday words.")
+PLAIN_WORDS = ("Answer with a short comma-separated list of writing preferences in plain words, about length, "
+               "tone, structure and wording. "
+               "Describe the writing itself, not code, markup, fonts or page layout. Nothing else.")
+
+
 def _check(task: str, document: str) -> None:
     if task not in TASK_INSTRUCTIONS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_INSTRUCTIONS)}")
@@ -51,11 +62,11 @@ def infer_preference_messages(pairs: list[tuple[str, str]]) -> Transcript:
         f"Pair {i}.\nOriginal:\n<<<\n{a}\n>>>\nEdited by the user:\n<<<\n{b}\n>>>" for i, (a, b) in enumerate(pairs, 1)
     )
     return (
-        Message("system", "You infer writing preferences from a user's edits. Answer with a short phrase."),
+        Message("system", WRITING_ONLY),
         Message(
             "user",
-            f"{body}\n\nWhat preference explains how the user edited these texts? "
-            "Answer with a short comma-separated list of style properties, nothing else.",
+            f"{body}\n\nHow does this user like their texts written, judging by these edits? "
+            f"{PLAIN_WORDS}",
         ),
     )
 
@@ -66,10 +77,10 @@ def aggregate_preferences_messages(preferences: list[str]) -> Transcript:
         raise ValueError("need at least one preference to aggregate")
     listed = "\n".join(f"- {p}" for p in preferences)
     return (
-        Message("system", "You summarize a user's writing preferences. Answer with a short phrase."),
+        Message("system", WRITING_ONLY),
         Message(
             "user",
-            f"These preferences were inferred from a user's edits on similar documents:\n{listed}\n\n"
-            "Combine them into one short comma-separated list of the properties most of them share.",
+            f"These writing preferences were inferred from a user's edits on similar documents:\n{listed}\n\n"
+            f"Which of them do most of these descriptions share? {PLAIN_WORDS}",
         ),
     )

@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "persona_lab.cli.fspo",
     "persona_lab.cli.chat",
     "persona_lab.cli.cache",
+    "persona_lab.cli.calibrate",
 ]
 
 

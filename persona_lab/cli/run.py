@@ -55,6 +55,10 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
                    help="world-specific gymnasium.make kwarg (repeatable; `persona-lab ls envs` names each env's)")
     p.add_argument("--agent-arg", action="append", metavar="K=V", help="extra agent kwarg, e.g. k=5 (repeatable)")
     add_timeout_arg(p)
+    p.add_argument("--agent-gen", default=None, metavar="K=V,...",
+                   help="agent decoding: temperature, top_p, seed, repetition_penalty, max_new_tokens (e.g. temperature=0.7,seed=1)")
+    p.add_argument("--user-gen", default=None, metavar="K=V,...",
+                   help="LLM user decoding: as --agent-gen, plus guided=true|false (constrained yes/no and option letters)")
     add_cache_args(p)
 
 
@@ -86,11 +90,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from persona_lab.eval.runner import RunConfig, Runner
+    from persona_lab.models.decoding import parse_gen
 
     config = RunConfig(
         env_id=args.env_id, agent=args.agent, backend=args.backend, user=args.user, user_backend=args.user_backend,
         seed=args.seed, rounds=args.rounds, episodes=args.episodes,
         env_kwargs=env_kwargs_from(args), agent_kwargs=parse_kv(args.agent_arg),
+        agent_gen=parse_gen(args.agent_gen).to_dict(), user_gen=parse_gen(args.user_gen).to_dict(),
     )
     check_out_dir(args.out)
     check_cache_args(args)
@@ -104,6 +110,12 @@ def run(args: argparse.Namespace) -> int:
         runner.on_round = lambda: progress.advance(task)
         result = runner.run(resume=args.resume)
     print_summary(result.summary, Console())
+    if config.user_kind == "llm":
+        from persona_lab.eval.calibrate import calibration_note
+
+        note = calibration_note(args.env_id, args.user_backend or args.backend, args.cache_dir)
+        Console().print(note or f"no calibration of this LLM user yet: persona-lab calibrate {args.env_id} "
+                        f"--user-backend {args.user_backend or args.backend}", highlight=False)
     if result.interrupted:
         console.print(f"interrupted: {result.summary['episodes']} complete episode(s) recorded in {args.out}; "
                       f"continue with:\n  {resume_command(args)}", highlight=False, soft_wrap=True)
@@ -184,3 +196,18 @@ def print_summary(summary: dict, console: Console) -> None:
             kinds = ", ".join(f"{k} {v}" for k, v in sorted(f.get("by_kind", {}).items())) or "none"
             console.print(f"[yellow]faults on {spec}: {f.get('faults', 0)} ({kinds}); retries {f.get('retries', 0)}; "
                           f"gave up {f.get('give_ups', 0)}; permanent {f.get('permanent', 0)}[/yellow]")
+    print_fidelity(summary.get("fidelity") or {}, console)
+
+
+def print_fidelity(counters: dict, console: Console) -> None:
+    """The non-zero fidelity counters (user output that could not be taken at face value), and a
+    warning line for each above 10% of its calls."""
+    from persona_lab.eval.fidelity import AGENT_CALLS, USER_CALLS, fidelity_rates, fidelity_warnings
+
+    rates = fidelity_rates(counters)
+    if rates:
+        shown = ", ".join(f"{k} {counters[k]} ({r:.0%})" for k, r in rates.items())
+        console.print(f"fidelity: {shown} of {counters.get(USER_CALLS, 0)} user calls / "
+                      f"{counters.get(AGENT_CALLS, 0)} agent rounds")
+    for line in fidelity_warnings(counters):
+        console.print(f"[yellow]{line}[/yellow]", markup=True, highlight=False)

@@ -23,6 +23,7 @@ from persona_lab.envs.corpus import SOURCES, Corpus, Document, load_corpus
 from persona_lab.envs.spaces import text_space
 from persona_lab.models.base import ChatModel
 from persona_lab.simulators import catalog
+from persona_lab.simulators.audit import audit_fields
 from persona_lab.simulators.edit_users import EditingUser, make_editing_user
 from persona_lab.simulators.personas import Persona, Population, make_population
 from persona_lab.simulators.text import edit_cost
@@ -120,6 +121,7 @@ class EditEnv(PersonaEnv[dict[str, Any]]):
             truth=self._truth(doc), next_truth=None if truncated else self._truth(self._order[self._t]),
             edited_text=feedback.edited, accepted=feedback.accepted, cost=cost, satisfied=sat,
             preference_satisfaction=(sum(sat.values()) / len(sat)) if sat else 1.0,
+            **audit_fields(feedback.calls, verdict=feedback.verdict),
         )
         self._last = {"document": doc, "draft": action, **info}
         obs = self._observation() if not truncated else {"document": doc.text, "round": self.rounds - 1}
@@ -148,6 +150,7 @@ class EditEnv(PersonaEnv[dict[str, Any]]):
             "episode/mean_cost": sum(costs) / n,
             "episode/acceptance_rate": sum(bool(r.info["accepted"]) for r in records) / n,
             "episode/preference_satisfaction": sum(float(r.info["preference_satisfaction"]) for r in records) / n,
+            **preference_accuracy(records),
         }
 
     # --- internals ---------------------------------------------------------------------------
@@ -172,6 +175,30 @@ class EditEnv(PersonaEnv[dict[str, Any]]):
         pref = self.persona.preference_for(doc.source)
         return {"user_id": self.persona.id, "source": doc.source, "preference": pref.statement, "preference_ids": list(pref.ids)}
 
+
+
+def preference_accuracy(records: Sequence[TransitionRecord]) -> dict[str, float]:
+    """How well the preference the agent *used* (``step_info["used_preference"]``) names the true one,
+    in catalog items recognized in its text: precision, recall, and accuracy (the used item set is
+    closer, by Jaccard, to its own source's true set than to any other source's: PRELUDE's rule on the
+    catalog). An agent that used no preference scores 0 precision and accuracy."""
+
+    def jaccard(a: set[str], b: set[str]) -> float:
+        return 1.0 if not a and not b else len(a & b) / len(a | b)
+
+    truths = {r.privileged.get("source"): set(r.privileged.get("preference_ids", ())) for r in records}
+    precision = recall = correct = 0.0
+    for r in records:
+        used = set(catalog.recognize(str(r.agent.get("used_preference") or "")))
+        truth = set(r.privileged.get("preference_ids", ()))
+        source = r.privileged.get("source")
+        precision += len(used & truth) / len(used) if used else 0.0
+        recall += len(used & truth) / len(truth) if truth else 1.0
+        own = jaccard(used, truth)
+        correct += float(bool(used) and all(own > jaccard(used, t) for s, t in truths.items() if s != source))
+    n = max(len(records), 1)
+    return {"episode/preference_precision": precision / n, "episode/preference_recall": recall / n,
+            "episode/preference_accuracy": correct / n}
 
 
 class EditSummarizationEnv(EditEnv):

@@ -33,6 +33,7 @@ from persona_lab.envs.base import PersonaEnv
 from persona_lab.envs.edit_env import MAX_RESPONSE_CHARS
 from persona_lab.envs.spaces import text_space
 from persona_lab.models.base import ChatModel
+from persona_lab.simulators.audit import audit_fields
 from persona_lab.simulators.followup import (
     MAX_USER_CHARS,
     POSITIVE,
@@ -188,6 +189,7 @@ class FollowUpEnv(PersonaEnv[dict[str, Any]]):
             goal_answers=persona.goal_answers,
             goal_met=reply.goal_met,
             **extra,
+            **audit_fields(reply.calls),
         )
         self._last = {"answer": action, **info}
         return self._observation(), float(reward), terminated, truncated, info

@@ -34,6 +34,7 @@ from persona_lab.core.seeding import make_rng
 from persona_lab.envs.base import PersonaEnv
 from persona_lab.envs.spaces import text_space
 from persona_lab.models.base import ChatModel
+from persona_lab.simulators.audit import audit_fields
 from persona_lab.simulators.marketplace import (
     CASE_VECTORS,
     CATEGORIES,
@@ -259,6 +260,7 @@ class MarketplaceEnv(PersonaEnv[dict[str, Any]]):
             claims=len(reaction.claims.claims),
             recommendation=reaction.claims.recommendation,
             parse_failed=reaction.parse_failed,
+            **audit_fields(reaction.calls, reply_filler=reaction.reply_filler if reaction.calls else None),
         )
 
     def _observation(self, t: int | None = None) -> dict[str, Any]:

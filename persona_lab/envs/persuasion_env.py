@@ -26,6 +26,7 @@ from persona_lab.core.records import TransitionRecord
 from persona_lab.envs.base import PersonaEnv
 from persona_lab.envs.spaces import BASE_CHARSET, text_space
 from persona_lab.models.base import ChatModel
+from persona_lab.simulators.audit import INFO_KEY as USER_CALLS
 from persona_lab.simulators.persuasion import (
     Dialogue,
     Persuadee,
@@ -151,6 +152,7 @@ class PersuasionEnv(PersonaEnv[dict[str, Any]]):
             outcome=("goodbye" if ex.state.ended else "budget" if forced else "decided") if ex.state.decided else "open",
             strategies=list(detect_strategies(text)),
             parse_failed=bool(ex.trace.get("parse_failed", False)),
+            user_calls=list(ex.trace.get(USER_CALLS, [])),
         )
         reward = float(donation) if donation is not None else 0.0
         return self._observation(), reward, terminated, truncated, info

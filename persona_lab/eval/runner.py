@@ -47,15 +47,18 @@ from persona_lab.core.provenance import environment_info
 from persona_lab.core.records import TRANSITIONS_FILE, TransitionRecord, episodes, is_complete, iter_records
 from persona_lab.core.seeding import derive_seed, stable_hash
 from persona_lab.envs.base import PRIVILEGED, PersonaEnv
+from persona_lab.eval.fidelity import fidelity_counters
 from persona_lab.eval.metrics import metric_ci
 from persona_lab.models import (
     SCRIPTED,
     CachedChatModel,
+    ChatModel,
     ResponseCache,
     UsageMeter,
     create_backend,
     is_scripted,
 )
+from persona_lab.models.decoding import with_gen
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +82,17 @@ class RunConfig:
     episodes: int = field(default=1, metadata={"help": "episodes (users) to run; episode e uses user index e"})
     env_kwargs: Mapping[str, Any] = field(default_factory=dict, metadata={"help": "world-specific gymnasium.make kwargs, checked against the env's signature"})
     agent_kwargs: Mapping[str, Any] = field(default_factory=dict, metadata={"help": "extra agent constructor kwargs"})
+    agent_gen: Mapping[str, Any] = field(default_factory=dict, metadata={"help": "agent decoding overrides (temperature, top_p, seed, repetition_penalty, max_new_tokens); see persona_lab.models.decoding"})
+    user_gen: Mapping[str, Any] = field(default_factory=dict, metadata={"help": "LLM user decoding overrides (same keys as agent_gen, plus guided)"})
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["env_kwargs"], d["agent_kwargs"] = dict(self.env_kwargs), dict(self.agent_kwargs)
+        for key in ("agent_gen", "user_gen"):  # only when set, so runs recorded before them still resume
+            if d[key]:
+                d[key] = dict(d[key])
+            else:
+                del d[key]
         return d
 
     @property
@@ -231,7 +241,7 @@ class Runner:
         self.rounds = config.rounds or self.env_cls.default_rounds
 
     # --- models: the one place a run turns a backend spec into a model --------------------------------
-    def _model(self, spec: str | None, role: str) -> CachedChatModel | None:
+    def _model(self, spec: str | None, role: str) -> ChatModel | None:
         if is_scripted(spec):
             return None
         assert spec is not None
@@ -240,7 +250,8 @@ class Runner:
                 self._backends[spec] = create_backend(spec)  # one backend (one loaded model) per spec
                 set_read_timeout(self._backends[spec], self.timeout_s)
             meter = self.meters.setdefault(role, UsageMeter())
-        return CachedChatModel(self._backends[spec], self._cache, meter)
+        model = CachedChatModel(self._backends[spec], self._cache, meter)
+        return with_gen(model, {"agent": self.config.agent_gen, "user": self.config.user_gen}.get(role))
 
     def _env_kwargs(self) -> dict[str, Any]:
         """The run's env kwargs, with spec strings of model-taking kwargs (FLR scorer, PrefEval judge)
@@ -512,6 +523,7 @@ class Runner:
             },
             "failed_episodes": failed,
             **self._backend_stats(),
+            "fidelity": fidelity_counters(r for recs in by_episode.values() for r in recs),
         }
 
     def _backend_stats(self) -> dict[str, Any]:

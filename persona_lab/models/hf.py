@@ -39,6 +39,7 @@ from persona_lab.core.messages import Message, as_messages
 from persona_lab.core.seeding import stable_hash
 from persona_lab.models.base import ChatRequest, Completion, GenerationParams, ScoreRequest, Usage
 from persona_lab.models.cache import default_cache_dir
+from persona_lab.models.decoding import GUIDED_CHOICE, REPETITION_PENALTY, extras
 from persona_lab.models.packaged import (
     packaged_model,
     require_installed,
@@ -641,10 +642,20 @@ class HFChatModel:
             eos_token_id=self._eos_ids,
             pad_token_id=self._tokenizer.pad_token_id,
         )
-        processors = None
+        procs: list[Any] = []
+        extra = extras(params)  # backend extras (GenerationParams.extra_body, where the build has it)
+        if extra.get(REPETITION_PENALTY):
+            from transformers import RepetitionPenaltyLogitsProcessor
+
+            procs.append(RepetitionPenaltyLogitsProcessor(float(extra[REPETITION_PENALTY])))
+        if extra.get(GUIDED_CHOICE):
+            with self._tok_lock:
+                seqs = choice_sequences(self._tokenizer, extra[GUIDED_CHOICE])
+            procs.append(ChoiceConstraint(seqs, self._eos_ids, prompt_len=int(enc["input_ids"].shape[1])))
         if not params.greedy:
             seeds = [r.params.seed for r in requests]
-            processors = LogitsProcessorList([_SeededSampler(params.temperature, params.top_p, seeds)])
+            procs.append(_SeededSampler(params.temperature, params.top_p, seeds))
+        processors = LogitsProcessorList(procs) if procs else None
         stopping = None
         if any(params.stop):  # end rows early on a stop string; _completion cuts the text exactly
             with self._tok_lock:
@@ -785,6 +796,52 @@ class _SeededSampler:
         out = torch.full_like(scores, float("-inf"))
         out[torch.arange(len(chosen)), torch.tensor(chosen)] = 0.0
         return out
+
+
+def choice_sequences(tokenizer: Any, choices: Sequence[str]) -> list[list[int]]:
+    """Token ids of each choice as a model would start an answer with it (as is, capitalized,
+    upper case, after a space), duplicates dropped."""
+    out: list[list[int]] = []
+    for choice in choices:
+        for variant in dict.fromkeys((choice, choice.capitalize(), choice.upper(), " " + choice,
+                                      " " + choice.capitalize())):
+            ids = list(tokenizer.encode(variant, add_special_tokens=False))
+            if ids and ids not in out:
+                out.append(ids)
+    return out
+
+
+class ChoiceConstraint:
+    """Restricts generation to one of token sequences, then eos (vLLM's ``guided_choice`` on hf).
+
+    A ``LogitsProcessor`` (duck-typed): at each step a row may continue only along a sequence whose
+    prefix it has generated, or end (eos) once it has completed one.
+    """
+
+    def __init__(self, sequences: Sequence[Sequence[int]], eos_ids: Sequence[int], *, prompt_len: int) -> None:
+        if not sequences:
+            raise ValueError("a choice constraint needs at least one choice")
+        self.sequences = [list(s) for s in sequences]
+        self.eos_ids = list(eos_ids)
+        self.prompt_len = prompt_len
+
+    def allowed(self, generated: Sequence[int]) -> set[int]:
+        """Token ids allowed after ``generated`` (the row's new tokens so far)."""
+        k = len(generated)
+        prefix = list(generated)
+        ok = {s[k] for s in self.sequences if len(s) > k and s[:k] == prefix}
+        if any(s == prefix for s in self.sequences) or not ok:
+            ok.update(self.eos_ids)
+        return ok
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        mask = torch.full_like(scores, float("-inf"))
+        for row in range(scores.shape[0]):
+            allowed = [t for t in self.allowed(input_ids[row, self.prompt_len:].tolist()) if t < scores.shape[1]]
+            mask[row, allowed] = 0.0
+        return scores + mask
 
 
 def _as_list(x: int | list[int] | None) -> list[int]:

@@ -9,14 +9,23 @@ calls anything in its constructor.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams, Usage
+from persona_lab.models.base import ChatModel, GenerationParams, Usage
 from persona_lab.simulators import catalog
+from persona_lab.simulators.audit import (
+    PARSE_FAILURES,
+    UNCHANGED_AFTER_NO,
+    UNCLEAR_VERDICTS,
+    UserCall,
+    ask,
+    strip_delimiters,
+)
 from persona_lab.simulators.personas import LatentPreference
 from persona_lab.simulators.prompts import edit_acceptance_prompt, edit_revision_prompt, parse_yes_no
 from persona_lab.simulators.users import build_user
@@ -31,6 +40,8 @@ class EditFeedback:
     fixed: tuple[str, ...] = ()  # catalog ids the edit addressed (scripted user only)
     incidental: bool = False  # an unrelated edit was added (scripted noise)
     usage: tuple[Usage, ...] = field(default=())
+    verdict: str | None = None  # LLM user: "yes" / "no" / "unclear" (None for the scripted user)
+    calls: tuple[UserCall, ...] = field(default=())  # LLM user: the audited model calls
 
 
 @runtime_checkable
@@ -96,27 +107,66 @@ def _incidental_edit(text: str, rng: np.random.Generator) -> tuple[str, bool]:
 class LLMEditingUser:
     """PRELUDE's LLM user: a yes/no suitability check, then a revision given only draft and preference.
 
+    The parser invents no outcome: only a "yes" verdict accepts the draft. A "no" (or unclear) verdict
+    followed by the draft unchanged is a rejection with cost 0 and the flag ``unchanged_after_no``;
+    an unclear verdict is flagged ``unclear_verdicts`` (and the user is asked for a revision);
+    echoed ``<<<``/``>>>`` delimiters are stripped from the revision; an empty revision falls back to
+    the draft (flagged). Every call is kept in ``EditFeedback.calls``.
+
     Args:
         model: any ChatModel (injected; the user never creates one).
         max_new_tokens: budget for the revision.
+        constrained: ask the backend to restrict the verdict to ``yes``/``no`` where it can (see
+            :func:`persona_lab.models.decoding.choice_params`); free text plus parsing elsewhere.
     """
 
-    def __init__(self, model: ChatModel, *, max_new_tokens: int = 400) -> None:
+    def __init__(self, model: ChatModel, *, max_new_tokens: int = 400, constrained: bool = True) -> None:
+        from persona_lab.models.decoding import choice_params
+
         self.model = model
-        self.judge_params = GenerationParams(max_new_tokens=8)
+        judge = GenerationParams(max_new_tokens=8)
+        self.judge_params = choice_params(judge, ("yes", "no"), model) if constrained else judge
         self.revise_params = GenerationParams(max_new_tokens=max_new_tokens)
 
+    def judge(self, draft: str, preference: LatentPreference) -> tuple[bool | None, UserCall]:
+        """The verdict step alone: ``True`` (yes), ``False`` (no) or ``None`` (unclear), and its call."""
+        call = ask(self.model, edit_acceptance_prompt(draft, preference.statement), self.judge_params, "verdict")
+        verdict = parse_yes_no(strip_delimiters(call.raw))
+        call.parsed = _VERDICT_WORD[verdict]
+        if verdict is None:
+            call.flag(UNCLEAR_VERDICTS)
+            call.fall_back("unclear verdict: not accepted, revision asked")
+        return verdict, call
+
     def react(self, draft: str, preference: LatentPreference, rng: np.random.Generator) -> EditFeedback:
-        (verdict,) = self.model.generate(
-            [ChatRequest.of(edit_acceptance_prompt(draft, preference.statement), self.judge_params)]
-        )
-        if parse_yes_no(verdict.text) is True:
-            return EditFeedback(draft, True, usage=(verdict.usage,))
-        (revision,) = self.model.generate(
-            [ChatRequest.of(edit_revision_prompt(draft, preference.statement), self.revise_params)]
-        )
-        edited = revision.text.strip() or draft
-        return EditFeedback(edited, edited == draft, usage=(verdict.usage, revision.usage))
+        verdict, judged = self.judge(draft, preference)
+        if verdict is True:
+            return EditFeedback(draft, True, usage=(judged.usage,), verdict="yes", calls=(judged,))
+        revised = ask(self.model, edit_revision_prompt(draft, preference.statement), self.revise_params, "revision")
+        edited = _clean_revision(revised.raw)
+        if not edited:
+            revised.flag(PARSE_FAILURES)
+            revised.fall_back("empty revision: draft kept")
+            edited = draft
+        elif " ".join(edited.split()) == " ".join(draft.split()):
+            edited = draft
+        if edited == draft and revised.fallback is None and verdict is False:
+            revised.flag(UNCHANGED_AFTER_NO)
+        revised.parsed = {"changed": edited != draft, "chars": len(edited)}
+        calls = (judged, revised)
+        return EditFeedback(edited, False, usage=tuple(c.usage for c in calls), verdict=_VERDICT_WORD[verdict],
+                            calls=calls)
+
+
+_VERDICT_WORD = {True: "yes", False: "no", None: "unclear"}
+# A lead-in before the revision ("Here's the edited text:", "Revised version:"), not part of the edit.
+_LABEL = re.compile(r"^\s*(?:(?:sure[,!.]?\s*)?here(?:'s| is) (?:the|your|my) )?(?:edited|revised) (?:text|version|email|summary)"
+                    r"[^:\n]{0,40}:\s*|^\s*revision\s*:\s*", re.IGNORECASE)
+
+
+def _clean_revision(text: str) -> str:
+    """The revision without echoed delimiters or a leading "Edited text:" label."""
+    return _LABEL.sub("", strip_delimiters(text or "")).strip()
 
 
 def make_editing_user(

@@ -32,8 +32,9 @@ import numpy as np
 from persona_lab.core.errors import ConfigError
 from persona_lab.core.messages import Message, Transcript
 from persona_lab.core.seeding import make_rng
-from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams, Usage
+from persona_lab.models.base import ChatModel, GenerationParams, Usage
 from persona_lab.simulators import catalog
+from persona_lab.simulators.audit import FILLER, UNCLEAR_VERDICTS, UserCall, ask, strip_delimiters
 from persona_lab.simulators.personas import (
     PRELUDE_PREFERENCES,
     LatentPreference,
@@ -708,6 +709,7 @@ class FollowUpReply:
     goal_met: bool
     classified_by: str = "script"
     usage: tuple[Usage, ...] = field(default=())
+    calls: tuple[UserCall, ...] = field(default=())  # LLM user: the audited model calls
 
 
 @runtime_checkable
@@ -841,18 +843,29 @@ class LLMFollowUpUser:
         _last_answer(conversation)
         question = persona.question(state.answered)
         upcoming = persona.question(state.answered + 1).text if state.answered + 1 < persona.goal_answers else None
-        (reply,) = self.model.generate(
-            [ChatRequest.of(followup_user_prompt(persona.preference.statement, question.text, upcoming, conversation),
-                            self.params)]
-        )
-        usage = [reply.usage]
-        label, message = parse_followup(reply.text)
-        message = (message or reply.text.strip() or "...")[:MAX_USER_CHARS]
+        call = ask(self.model, followup_user_prompt(persona.preference.statement, question.text, upcoming, conversation),
+                   self.params, "followup")
+        calls = [call]
+        label, message = parse_followup(call.raw)
+        message = strip_delimiters(message or "") or strip_delimiters(call.raw)
+        if not message:
+            call.flag(FILLER)
+            call.fall_back("no message: '...'")
+            message = "..."
+        message = message[:MAX_USER_CHARS]
+        call.parsed = {"label": label}
         by = "self"
+        if label is None and self.classify == "self":
+            call.flag(UNCLEAR_VERDICTS)
+            call.fall_back("no VERDICT line: classification prompt")
         if self.classify == "prompt" or label is None:
-            (verdict,) = self.model.generate([ChatRequest.of(followup_classification_prompt(message), self.judge_params)])
-            usage.append(verdict.usage)
-            label, by = parse_label(verdict.text), "prompt"
+            judged = ask(self.model, followup_classification_prompt(message), self.judge_params, "classify")
+            calls.append(judged)
+            label, by = parse_label(judged.raw), "prompt"
+            judged.parsed = label
+            if label is None:
+                judged.flag(UNCLEAR_VERDICTS)
+                judged.fall_back("unclear label: lexical match")
         dimension = None
         if label is None:
             label, dimension = lexical_label(message)
@@ -860,7 +873,8 @@ class LLMFollowUpUser:
         good = label == POSITIVE
         new = replace(state, answered=state.answered + int(good), turn=state.turn + 1)
         goal = new.answered >= persona.goal_answers
-        return FollowUpReply(message, message, label, dimension, good, goal, by, tuple(usage)), new
+        return FollowUpReply(message, message, label, dimension, good, goal, by, tuple(c.usage for c in calls),
+                             tuple(calls)), new
 
 
 def make_followup_user(

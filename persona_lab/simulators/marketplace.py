@@ -45,6 +45,7 @@ import numpy as np
 from persona_lab.core.errors import ConfigError
 from persona_lab.core.seeding import make_rng
 from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams, Usage
+from persona_lab.simulators.audit import FILLER, PARSE_FAILURES, UserCall, ask
 from persona_lab.simulators.users import build_user
 
 HAS, LACKS, UNSPECIFIED = "+", "-", "?"
@@ -562,6 +563,8 @@ class CustomerReaction:
     false_claims: int = 0
     parse_failed: bool = False
     usage: tuple[Usage, ...] = field(default=())
+    reply_filler: bool = False  # the visible reply is scripted filler (the model wrote none)
+    calls: tuple[UserCall, ...] = field(default=())  # LLM customer: the audited model calls
 
     def value(self, kind: str, scenario: Scenario) -> float:
         """The feedback of ``kind``: a normalized rating, or the true utility."""
@@ -709,38 +712,60 @@ class LLMCustomer:
         (c,) = self.model.generate([ChatRequest.of(messages, self.params)])
         return c.text, c.usage
 
-    def react(self, scenario: Scenario, opening: str, seller_turn: str, rng: np.random.Generator) -> CustomerReaction:
-        from persona_lab.simulators import marketplace_prompts as P
+    def _rating(self, messages: Any, step: str, calls: list[UserCall]) -> float:
+        call = ask(self.model, messages, self.params, step, drop_echo=True)
+        calls.append(call)
+        rating = _P().parse_rating(call.text or "")
+        call.parsed = rating
+        if rating is None:
+            call.flag(PARSE_FAILURES)
+            call.fall_back("no rating: 3")
+            return 3.0
+        return rating
 
-        text, u1 = self._ask(P.customer_decision_prompt(scenario, opening, seller_turn))
+    def react(self, scenario: Scenario, opening: str, seller_turn: str, rng: np.random.Generator) -> CustomerReaction:
+        P = _P()
+        decision = ask(self.model, P.customer_decision_prompt(scenario, opening, seller_turn), self.params, "decision",
+                       drop_echo=True)
+        calls = [decision]
+        text = decision.text or ""
         choice = P.parse_choice(text)
         immediate = P.parse_rating(text)
+        decision.parsed = {"choice": choice, "rating": immediate}
         failed = choice is None or immediate is None
-        choice = choice or NO_PURCHASE
-        immediate = immediate if immediate is not None else 3.0
-        usage = [u1]
+        if failed:
+            decision.flag(PARSE_FAILURES)
+        if choice is None:
+            decision.fall_back("no decision: no purchase")
+            choice = NO_PURCHASE
+        if immediate is None:
+            decision.fall_back("no rating: 3")
+            immediate = 3.0
         if choice == NO_PURCHASE:
             partial = immediate
         else:
-            t2, u2 = self._ask(P.customer_partial_hindsight_prompt(scenario, opening, seller_turn, choice))
-            usage.append(u2)
-            partial = P.parse_rating(t2)
-            failed = failed or partial is None
-            partial = partial if partial is not None else 3.0
-        t3, u3 = self._ask(P.customer_full_hindsight_prompt(scenario, opening, seller_turn, choice))
-        usage.append(u3)
-        full = P.parse_rating(t3)
-        failed = failed or full is None
+            partial = self._rating(P.customer_partial_hindsight_prompt(scenario, opening, seller_turn, choice),
+                                   "partial_hindsight", calls)
+        full = self._rating(P.customer_full_hindsight_prompt(scenario, opening, seller_turn, choice),
+                            "full_hindsight", calls)
+        failed = any(PARSE_FAILURES in c.flags for c in calls)
+        reply = P.strip_markers(text)
+        filler = not reply
+        if filler:
+            decision.flag(FILLER)
+            decision.fall_back("no visible reply: scripted filler")
+            reply = customer_reply(choice, rng)
         claims = parse_claims(seller_turn, scenario.features)
         return CustomerReaction(
             choice=choice,
-            reply=P.strip_markers(text) or customer_reply(choice, rng),
-            ratings={"immediate": immediate, "partial_hindsight": partial,
-                     "full_hindsight": full if full is not None else 3.0},
+            reply=reply,
+            ratings={"immediate": immediate, "partial_hindsight": partial, "full_hindsight": full},
             claims=claims,
             false_claims=count_false_claims(scenario, claims),
             parse_failed=failed,
-            usage=tuple(usage),
+            usage=tuple(c.usage for c in calls),
+            reply_filler=filler,
+            calls=tuple(calls),
         )
 
     def prefer(self, scenario: Scenario, opening: str, turns: tuple[str, str],
@@ -752,6 +777,12 @@ class LLMCustomer:
         choices = (reactions[0].choice, reactions[1].choice)
         text, _ = self._ask(P.customer_pairwise_prompt(scenario, opening, turns, choices, kind))
         return P.parse_preference(text)
+
+
+def _P() -> Any:
+    from persona_lab.simulators import marketplace_prompts
+
+    return marketplace_prompts
 
 
 def make_customer(kind: str | Customer, model: ChatModel | None = None) -> Customer:

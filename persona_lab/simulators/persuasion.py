@@ -33,6 +33,15 @@ from persona_lab.core.messages import Message
 from persona_lab.core.records import TransitionRecord
 from persona_lab.core.seeding import derive_seed, make_rng
 from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams, Usage
+from persona_lab.simulators.audit import (
+    ECHOED_PROMPT,
+    FILLER,
+    INFO_KEY,
+    PARSE_FAILURES,
+    ask,
+    calls_info,
+    echoes,
+)
 from persona_lab.simulators.users import build_user
 
 MAX_DONATION = 2.0
@@ -409,30 +418,53 @@ class LLMPersuadee:
                 agent_text: str, rng: np.random.Generator) -> PersuadeeTurn:
         from persona_lab.simulators import persuasion_prompts as P
 
-        text, usage = self._ask(P.persuadee_turn_prompt(persona, history, agent_text))
-        parsed = P.parse_persuadee_turn(text)
+        call = ask(self.model, P.persuadee_turn_prompt(persona, history, agent_text), self.params, "turn",
+                   drop_echo=True)
+        parsed = P.parse_persuadee_turn(call.text or "")
+        call.parsed = {"willingness": parsed.willingness, "donation": parsed.donation, "goodbye": parsed.goodbye}
+        if parsed.willingness is None:
+            call.flag(PARSE_FAILURES)
+            call.fall_back("no WILLINGNESS line: previous willingness kept")
+        if echoes(call.raw, agent_text):
+            call.flag(ECHOED_PROMPT)
+        reply = parsed.reply
+        if not reply:
+            call.flag(FILLER)
+            call.fall_back("no visible reply: scripted filler")
+            reply = "Okay."
         w = parsed.willingness if parsed.willingness is not None else state.willingness
         st = replace(state, willingness=w, turn=state.turn + 1, asked=state.asked + int(detect_ask(agent_text)))
         trace = {"strategies": list(detect_strategies(agent_text)), "asked": detect_ask(agent_text),
                  "willingness_before": state.willingness, "willingness_after": w,
-                 "delta": round(w - state.willingness, 4), "parse_failed": parsed.willingness is None}
+                 "delta": round(w - state.willingness, 4), "parse_failed": parsed.willingness is None,
+                 INFO_KEY: calls_info([call]), "reply_filler": not parsed.reply}
         if parsed.goodbye:
             st = replace(st, decided=True, ended=True, donation=0.0 if parsed.donation is None else parsed.donation)
         elif parsed.donation is not None:
             st = replace(st, decided=True, donation=parsed.donation)
-        return PersuadeeTurn(parsed.reply or "Okay.", st, trace, (usage,))
+        return PersuadeeTurn(reply, st, trace, (call.usage,))
 
     def decide(self, persona: PersuadeePersona, history: Sequence[Message], state: PersuadeeState,
                rng: np.random.Generator) -> PersuadeeTurn:
         from persona_lab.simulators import persuasion_prompts as P
 
-        text, usage = self._ask(P.persuadee_decision_prompt(persona, history))
-        amount = parse_donation(text)
+        call = ask(self.model, P.persuadee_decision_prompt(persona, history), self.params, "forced_decision",
+                   drop_echo=True)
+        amount = parse_donation(call.text or "")
+        call.parsed = amount
         failed = amount is None
+        if failed:
+            call.flag(PARSE_FAILURES)
+            call.fall_back("no amount: donation from the willingness")
         amount = donation_amount(state.willingness) if amount is None else amount
         st = replace(state, decided=True, donation=amount)
-        reply = P.strip_hidden(text) or _decision_text(amount, rng)
-        return PersuadeeTurn(reply, st, {"forced_decision": True, "parse_failed": failed}, (usage,))
+        reply = P.strip_hidden(call.text or "")
+        if not reply:
+            call.flag(FILLER)
+            call.fall_back("no visible reply: scripted filler")
+            reply = _decision_text(amount, rng)
+        return PersuadeeTurn(reply, st, {"forced_decision": True, "parse_failed": failed,
+                                         INFO_KEY: calls_info([call])}, (call.usage,))
 
 
 def make_persuadee(kind: str | Persuadee, model: ChatModel | None = None, *, noise: float = 0.02) -> Persuadee:
@@ -516,8 +548,11 @@ def play_turn(user: Persuadee, dialogue: Dialogue, agent_text: str, seed: int) -
                             state, rng)
         reply, state = f"{reply} {final.reply}".strip(), final.state
         failed = bool(trace.get("parse_failed") or final.trace.get("parse_failed"))
+        calls = [*trace.get(INFO_KEY, ()), *final.trace.get(INFO_KEY, ())]
         trace.update(final.trace)
         trace["parse_failed"] = failed
+        if calls:
+            trace[INFO_KEY] = calls
         usage.extend(final.usage)
     trace["usage"] = [asdict(u) for u in usage]
     return Exchange(agent_text, reply, state, int(seed), trace)
@@ -531,8 +566,9 @@ def _finish(user: Persuadee, dialogue: Dialogue, seed: int) -> Dialogue:
     final = user.decide(dialogue.persona, dialogue.history(), dialogue.state, rng)
     last = dialogue.exchanges[-1]
     failed = bool(last.trace.get("parse_failed") or final.trace.get("parse_failed"))
+    calls = [*last.trace.get(INFO_KEY, ()), *final.trace.get(INFO_KEY, ())]
     merged = replace(last, user=f"{last.user} {final.reply}".strip(), state=final.state,
-                     trace={**last.trace, **final.trace, "parse_failed": failed})
+                     trace={**last.trace, **final.trace, "parse_failed": failed, **({INFO_KEY: calls} if calls else {})})
     return replace(dialogue, exchanges=(*dialogue.exchanges[:-1], merged))
 
 

@@ -94,7 +94,7 @@ def test_cipher_with_fake_model_uses_the_paper_calls() -> None:
 
     def respond(req):  # noqa: ANN001
         text = req.messages[-1].content
-        calls.append("infer" if "What preference explains" in text else "merge" if "Combine them" in text else "draft")
+        calls.append("infer" if "judging by these edits" in text else "merge" if "most of these descriptions share" in text else "draft")
         return {"infer": "bullet points", "merge": "bullet points, brief"}.get(calls[-1], "- a draft")
 
     agent = create_agent("cipher", "summarization", FakeChatModel(respond), k=5, encoder="tfidf")

@@ -108,6 +108,12 @@ CASES: list[tuple[str, str]] = [
     ("chat --backend bogus hi", "unknown backend 'bogus'"),
     ("chat --backend fake --cache-dir {t}/afile hi", "--cache-dir"),
     ("ls nope", "invalid choice: 'nope'"),
+    # decoding per role, calibrate
+    (f"run {E} --user-gen temp=1 --out {{t}}/o", "unknown decoding setting"),
+    (f"run {E} --agent-gen temperature=-1 --out {{t}}/o", "temperature must be >= 0"),
+    (f"calibrate {E} --user-backend fake:x --limit 0 --no-cache", "limit must be >= 1"),
+    (f"calibrate {P} --user-backend fake:x --limit 2 --no-cache", "does not support"),
+    (f"calibrate {E} --user-backend bogus", "unknown backend 'bogus'"),
     # train
     ("train sft --config {t}/latin1.yaml", "not UTF-8"),
     ("train sft --config {t}/missing.yaml", "does not exist"),

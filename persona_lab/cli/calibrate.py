@@ -1,0 +1,67 @@
+"""``persona-lab calibrate <env-id> --user-backend <spec>``: the LLM user against the scripted truth."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from persona_lab.cli.common import add_cache_args, open_model
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("calibrate", help="measure an LLM user against the scripted user on the same items")
+    p.add_argument("env_id", help="an edit world or the marketplace, e.g. persona_lab/EditEmail-v0")
+    p.add_argument("--user-backend", required=True, help="the LLM user's backend, e.g. hf:smollm2-135m")
+    p.add_argument("--limit", type=int, default=20, help="items to probe (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="seed of users, documents and bootstrap (default 0)")
+    p.add_argument("--user-gen", default=None, metavar="K=V,...", help="LLM user decoding, as in `run --user-gen`")
+    p.add_argument("--out", default=None, help="write the full result (with every call) to this JSON file")
+    add_cache_args(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from persona_lab.eval.calibrate import calibrate, save_calibration
+    from persona_lab.models.decoding import parse_gen, with_gen
+
+    settings = parse_gen(args.user_gen)
+    model = with_gen(open_model(args, args.user_backend), settings)
+    result = calibrate(args.env_id, model, limit=args.limit, seed=args.seed)
+    result["user_gen"] = settings.to_dict()
+    print_calibration(result, Console())
+    if not args.no_cache:
+        save_calibration(result, args.cache_dir)  # `run` with this LLM user prints it beside its results
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    return 0
+
+
+def print_calibration(r: dict, console: Console) -> None:
+    t = Table(title=f"calibration · {r['env_id']} · LLM user {r['user_backend']} vs scripted · {r['items']} items")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    t.add_column("95% CI (bootstrap)", justify="right")
+    t.add_row("agreement", _fmt(r["agreement"]), f"[{_fmt(r['agreement_ci'][0])}, {_fmt(r['agreement_ci'][1])}]")
+    t.add_row("Cohen's kappa", _fmt(r["kappa"]), f"[{_fmt(r['kappa_ci'][0])}, {_fmt(r['kappa_ci'][1])}]")
+    if "llm_positive_rate" in r:
+        t.add_row("accept rate: scripted / LLM", f"{_fmt(r['scripted_positive_rate'])} / {_fmt(r['llm_positive_rate'])}", "")
+    if "llm_share_A" in r:
+        t.add_row("share of option A among purchases: scripted / LLM",
+                  f"{_fmt(r['scripted_share_A'])} / {_fmt(r['llm_share_A'])}", "")
+    if "revision_satisfaction_gain" in r:
+        t.add_row(f"preference satisfaction gain of LLM revisions ({r['revisions']})",
+                  _fmt(r["revision_satisfaction_gain"]), "")
+    for flag, rate in r["rates"].items():
+        t.add_row(f"user/{flag} (of {r['calls']} calls)", _fmt(rate), "")
+    console.print(t)
+    console.print(f"labels: scripted {r['scripted_labels']}, LLM {r['llm_labels']}")
