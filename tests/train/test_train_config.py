@@ -39,7 +39,7 @@ def test_method_defaults_differ() -> None:
     assert DPOTrainConfig().learning_rate == 5e-5
     assert IPOTrainConfig().trl_args()["loss_type"] == ["ipo"]
     assert DPOTrainConfig().trl_args()["loss_type"] == ["sigmoid"]
-    assert set(METHODS) == {"sft", "dpo", "ipo", "kto", "ilql"}
+    assert set(METHODS) == {"sft", "dpo", "ipo", "kto", "ilql", "fspo"}
 
 
 @pytest.mark.parametrize(
