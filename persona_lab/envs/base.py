@@ -113,6 +113,12 @@ class PersonaEnv(gym.Env[ObsT, str], Generic[ObsT]):
                 state["_backend"] = backend.spec
         return state
 
+    def pick_user_index(self, options: Mapping[str, Any] | None, default: int | None, n: int = 2**31 - 1) -> int:
+        """Which user an episode simulates: ``options["user_index"]`` (the runner's episode number),
+        else the env's fixed ``default``, else one drawn from ``np_random`` in ``[0, n)``."""
+        index = (options or {}).get("user_index", default)
+        return int(self.np_random.integers(0, n)) if index is None else int(index)
+
     # --- info -----------------------------------------------------------------------------------
     @staticmethod
     def make_info(*, round: int, doc_id: str | None, action: str | None, usage: Sequence[Mapping[str, Any]] = (),

@@ -93,10 +93,7 @@ class EditEnv(PersonaEnv[dict[str, Any]]):
     # --- Gymnasium API -----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         super().reset(seed=seed)
-        options = options or {}
-        index = options.get("user_index", self.user_index)
-        if index is None:
-            index = int(self.np_random.integers(0, 2**31 - 1))
+        index = self.pick_user_index(options, self.user_index)
         self.persona = self.population.persona(int(index), self.task, self.sources)
         self._order = self._document_order()
         self._t = 0

@@ -124,10 +124,7 @@ class FewShotPreferenceEnv(PersonaEnv[dict[str, Any]]):
     # --- Gymnasium API -----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         super().reset(seed=seed)
-        options = options or {}
-        index = options.get("user_index", self.user_index)
-        if index is None:
-            index = int(self.np_random.integers(len(self.users)))
+        index = self.pick_user_index(options, self.user_index, len(self.users))
         self.persona = self.users[int(index) % len(self.users)]
         evals = self._by_user[self.persona.id]["eval"]
         order = [evals[int(i)] for i in self.np_random.permutation(len(evals))]

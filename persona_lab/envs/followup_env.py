@@ -136,10 +136,7 @@ class FollowUpEnv(PersonaEnv[dict[str, Any]]):
     # --- Gymnasium API -----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         super().reset(seed=seed)
-        options = options or {}
-        index = options.get("user_index", self.user_index)
-        if index is None:
-            index = int(self.np_random.integers(0, 2**31 - 1))
+        index = self.pick_user_index(options, self.user_index)
         self.persona = make_followup_persona(
             self._population, int(index), goal_answers=self.goal_answers,
             population_k=self._population_k, population_seed=self._population_seed,
