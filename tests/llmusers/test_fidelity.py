@@ -130,9 +130,13 @@ def test_looping_persuadee_that_echoes_the_persuader_is_counted() -> None:
 
 
 def test_followup_unclear_verdicts_are_counted() -> None:
-    from tests.followup.test_followup_world import _persona
+    from persona_lab.simulators import catalog
+    from persona_lab.simulators.followup import make_followup_persona
 
-    persona = _persona(["format.bullets"], goal=2)
+    base = make_followup_persona("verifiable", 5, goal_answers=2)
+    ids = ["format.bullets"]
+    pref = type(base.preference)(catalog.describe(ids), tuple(catalog.canonical_order(ids)))
+    persona = type(base)(base.id, pref, base.topic, base.questions, 2)
     conv = (Message("user", persona.question(0).text), Message("assistant", "Some answer."))
     model = FakeChatModel("<<<\nYou understood exactly what I was asking.\n>>>")
     reply, _ = LLMFollowUpUser(model).respond(persona, FollowUpState(), conv, np.random.default_rng(0))
