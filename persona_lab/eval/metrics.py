@@ -62,7 +62,9 @@ def t_ppf(p: float, df: int) -> float:
 Bounds = tuple[float, float]
 
 # Metric-name endings and the range of the value. A name matching none is unbounded.
-_UNIT = ("rate", "satisfaction", "accuracy", "recall", "precision", "share", "fraction", "followed", "judged")
+_UNIT = ("rate", "satisfaction", "accuracy", "recall", "precision", "share", "fraction", "followed", "judged",
+         "rating")
+_SIGNED_UNIT = ("utility",)  # RLHS's true utility: -1 requirement unmet .. 1 cheapest qualifying
 _NONNEGATIVE = ("cost", "tokens", "turns", "donation", "wall_s", "rounds", "calls", "seconds", "expense")
 
 
@@ -71,6 +73,8 @@ def metric_bounds(name: str) -> Bounds:
     leaf = name.rsplit("/", 1)[-1].lower()
     if leaf.endswith(_UNIT) or leaf.startswith("pref_"):
         return (0.0, 1.0)
+    if leaf.endswith(_SIGNED_UNIT):
+        return (-1.0, 1.0)
     if any(word in leaf for word in _NONNEGATIVE):
         return (0.0, math.inf)
     return (-math.inf, math.inf)

@@ -41,8 +41,8 @@ def row_stats(records: Sequence[TransitionRecord]) -> dict[str, Any]:
     """Mean and 95% CI of each column (Student t for means, Wilson for rates), and n."""
     values = turn_values(records)
     stats: dict[str, Any] = {"n": len(records)}
-    for k in MEANS:
-        stats[k] = mean_ci(values[k])
+    for k in MEANS:  # ratings are normalized to [0, 1]; true utility lives in [-1, 1]
+        stats[k] = mean_ci(values[k], bounds=(-1.0, 1.0) if k == "utility" else (0.0, 1.0))
     for k in RATES:
         n, hits = len(values[k]), int(round(sum(values[k])))
         lo, hi = wilson_interval(hits, n)

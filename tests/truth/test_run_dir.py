@@ -174,7 +174,8 @@ def test_intervals_respect_ranges() -> None:
     assert frac["ci_high"] <= 1.0
     one = metric_ci("episode/cost", [5.0])
     assert one["ci_low"] is None and format_ci(one) == "n = 1"
-    assert metric_ci("episode/utility", [-3.0, -1.0])["ci_low"] < -3
+    assert metric_ci("episode/return", [-3.0, -1.0])["ci_low"] < -3  # a return has no range
+    assert metric_ci("episode/utility", [-1.0, 1.0, 1.0])["ci_low"] >= -1.0  # RLHS utility lives in [-1, 1]
 
 
 def test_run_table_says_n_and_keeps_ids_at_80_columns(tmp_path: Path) -> None:
