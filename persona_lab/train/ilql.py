@@ -38,6 +38,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -491,10 +492,25 @@ class ILQLScorer:
         return scores
 
 
+_LOAD_LOCK = threading.Lock()
+_LOADED: dict[str, ILQLScorer] = {}
+
+
+def load_scorer_once(folder: str) -> ILQLScorer:
+    """One scorer per folder and process, loaded under a lock: the runner's episode threads each build
+    an agent, and two concurrent ``from_pretrained`` calls (whose empty-weights context is process-wide)
+    left another thread's new heads on the meta device ("Cannot copy out of meta tensor")."""
+    key = str(Path(folder).resolve())
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = ILQLScorer.load(key)
+        return _LOADED[key]
+
+
 def _register_loader() -> None:
     from persona_lab.agents.ilql_agent import SCORER_LOADERS
 
-    SCORER_LOADERS["ilql"] = lambda folder: ILQLScorer.load(folder)
+    SCORER_LOADERS["ilql"] = load_scorer_once
 
 
 _register_loader()

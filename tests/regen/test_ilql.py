@@ -146,6 +146,17 @@ def test_train_saves_config_beside_checkpoint_and_scorer_ranks(tmp_path: Path) -
     scores = scorer.score([Turn("persuadee", "Hi!")], ["Please give.", "Any amount helps, even a few cents."])
     assert len(scores) == 2 and all(math.isfinite(s) for s in scores) and scores[0] != scores[1]
 
+    # The runner's episode threads each build an ilql agent: they share one scorer, loaded once (two
+    # concurrent loads once left one thread's heads on the meta device).
+    from concurrent.futures import ThreadPoolExecutor
+
+    from persona_lab.train.ilql import load_scorer_once
+
+    with ThreadPoolExecutor(4) as pool:
+        loaded = list(pool.map(lambda _: load_scorer_once(str(out)), range(4)))
+    assert all(s is loaded[0] for s in loaded)
+    assert loaded[0].score([Turn("persuadee", "Hi!")], ["Please give.", "Any amount helps, even a few cents."]) == scores
+
 
 def test_config_rejects_bad_values() -> None:
     with pytest.raises(ConfigError):
