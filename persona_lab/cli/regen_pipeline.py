@@ -30,7 +30,7 @@ from typing import Any
 
 from persona_lab.core.errors import ConfigError
 from persona_lab.core.io import atomic_write_json, atomic_write_text
-from persona_lab.eval.metrics import mean_ci
+from persona_lab.eval.metrics import mean_ci, metric_ci
 from persona_lab.eval.runner import RunConfig, Runner
 
 ENV_ID = "persona_lab/Persuasion-v0"
@@ -309,7 +309,9 @@ def _per_episode(summary: dict[str, Any], suffix: str) -> list[float]:
 def _arm_row(summary: dict[str, Any]) -> dict[str, Any]:
     donation = _per_episode(summary, "mean_donation") or _per_episode(summary, "donation")
     rate = _per_episode(summary, "donation_rate")
-    return {"n": len(donation), "donation_rate": mean_ci(rate), "mean_donation": mean_ci(donation)}
+    # a rate is a 0/1 outcome per persuadee (Wilson); a donation lives in [0, 2] dollars
+    return {"n": len(donation), "donation_rate": metric_ci("episode/donation_rate", rate),
+            "mean_donation": mean_ci(donation, bounds=(0.0, 2.0))}
 
 
 def _orig_stats(rows: Sequence[Any]) -> dict[str, Any]:
@@ -321,10 +323,11 @@ def _orig_stats(rows: Sequence[Any]) -> dict[str, Any]:
 def _fmt(ci: dict[str, float], pct: bool = False) -> str:
     if not ci.get("n"):
         return "–"
-    k = 100.0 if pct else 1.0
-    unit = "%" if pct else ""
-    return f"{ci['mean'] * k:.1f}{unit} [{ci['ci_low'] * k:.1f}, {ci['ci_high'] * k:.1f}]" if pct else \
-        f"${ci['mean']:.2f} [{ci['ci_low']:.2f}, {ci['ci_high']:.2f}]"
+    if ci.get("ci_low") is None:  # one persuadee: no interval
+        return (f"{ci['mean'] * 100:.1f}%" if pct else f"${ci['mean']:.2f}") + " (n = 1)"
+    if pct:
+        return f"{ci['mean'] * 100:.1f}% [{ci['ci_low'] * 100:.1f}, {ci['ci_high'] * 100:.1f}]"
+    return f"${ci['mean']:.2f} [{ci['ci_low']:.2f}, {ci['ci_high']:.2f}]"
 
 
 def results_markdown(results: dict[str, Any]) -> str:
