@@ -367,6 +367,25 @@ def _prefeval_followed(rec: Mapping[str, Any], judge: str) -> bool:
     return isinstance(verdict, Mapping) and verdict.get("followed") is True
 
 
+def _latest_prefeval_records(run: str | os.PathLike[str], *, strict: bool) -> tuple[str, dict[str, tuple[int, Mapping[str, Any]]]]:
+    """(file, key -> (line, last record of that key)) of a PrefEval run; ``strict`` refuses malformed
+    rows with file, line and field, otherwise they are skipped."""
+    run = Path(run)
+    path = run if run.is_file() else run / PREFEVAL_FILE
+    if not path.is_file():
+        raise DataError(f"no {PREFEVAL_FILE} here", path=str(run), hint="pass the run directory of `persona-lab prefeval`")
+    where = str(path)
+    latest: dict[str, tuple[int, Mapping[str, Any]]] = {}
+    for lineno, rec in _iter_jsonl(path):
+        if strict and not isinstance(rec, Mapping):
+            raise DataError(f"expected a JSON object, got {type(rec).__name__}", path=where, row=lineno)
+        if strict and not isinstance(rec.get("key"), str):
+            raise DataError("missing or not a string", path=where, row=lineno, field="key")
+        if isinstance(rec, Mapping) and isinstance(rec.get("key"), str):
+            latest[rec["key"]] = (lineno, rec)
+    return where, latest
+
+
 def sft_from_prefeval_run(
     run: str | os.PathLike[str],
     *,
@@ -403,18 +422,7 @@ def sft_from_prefeval_run(
 
     if judge not in JUDGE_CHOICES:
         raise ValueError(f"judge must be one of {JUDGE_CHOICES}, got {judge!r}")
-    run = Path(run)
-    path = run if run.is_file() else run / PREFEVAL_FILE
-    if not path.is_file():
-        raise DataError(f"no {PREFEVAL_FILE} here", path=str(run), hint="pass the run directory of `persona-lab prefeval`")
-    where = str(path)
-    latest: dict[str, tuple[int, Mapping[str, Any]]] = {}
-    for lineno, rec in _iter_jsonl(path):
-        if not isinstance(rec, Mapping):
-            raise DataError(f"expected a JSON object, got {type(rec).__name__}", path=where, row=lineno)
-        if not isinstance(rec.get("key"), str):
-            raise DataError("missing or not a string", path=where, row=lineno, field="key")
-        latest[rec["key"]] = (lineno, rec)
+    where, latest = _latest_prefeval_records(run, strict=True)
 
     fillers: dict[tuple[str, str], Any] = {}
     rows: list[dict[str, Any]] = []
@@ -512,15 +520,7 @@ def paper_sft_from_prefeval_run(
 
     if split not in ("train", "eval"):
         raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
-    run = Path(run)
-    path = run if run.is_file() else run / PREFEVAL_FILE
-    if not path.is_file():
-        raise DataError(f"no {PREFEVAL_FILE} here", path=str(run), hint="pass the run directory of `persona-lab prefeval`")
-    where = str(path)
-    latest: dict[str, tuple[int, Mapping[str, Any]]] = {}
-    for lineno, rec in _iter_jsonl(path):
-        if isinstance(rec, Mapping) and isinstance(rec.get("key"), str):
-            latest[rec["key"]] = (lineno, rec)
+    where, latest = _latest_prefeval_records(run, strict=False)
     picked = [
         (lineno, rec) for lineno, rec in latest.values()
         if rec.get("status") == "ok" and rec.get("task") == "generation" and rec.get("method") == "reminder"
