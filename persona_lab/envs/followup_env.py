@@ -65,7 +65,7 @@ class FollowUpEnv(PersonaEnv[dict[str, Any]]):
         user_index: which persona; ``None`` draws one from the reset seed.
         rounds: answers per episode (the turn budget; default 8).
         reward_mode: ``"followup"`` or ``"flr"``.
-        scorer: ChatModel with ``score`` or spec (``hf:<model>``) for FLR; needed by ``"flr"``, and
+        scorer: ChatModel with ``score`` or spec (``hf:<model>`` or ``openai:<model>@<url>``) for FLR; needed by ``"flr"``, and
             when given in ``"followup"`` mode FLR is still computed and reported in ``info``.
         flr_context: messages before each follow-up that FLR conditions on (the last user message
             and the answer by default; ``None`` keeps the whole conversation).
@@ -104,7 +104,7 @@ class FollowUpEnv(PersonaEnv[dict[str, Any]]):
             raise ConfigError(f"unknown reward_mode {reward_mode!r}", hint=f"use one of {REWARD_MODES}")
         if reward_mode == "flr" and scorer is None:
             raise ConfigError("reward_mode='flr' needs a scorer",
-                              hint="pass scorer=hf:<model> (e.g. --env-arg scorer=hf:smollm2-135m)")
+                              hint="pass scorer=hf:<model> or openai:<model>@<url> (e.g. --env-arg scorer=hf:smollm2-135m)")
         if flr_context is not None and flr_context < 2:
             raise ConfigError(f"flr_context must be >= 2 or None, got {flr_context}",
                               hint="FLR needs at least the user's message and the answer")

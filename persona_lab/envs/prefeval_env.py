@@ -231,7 +231,7 @@ class PrefEvalEnv(PersonaEnv[str]):
         item, ep = self._item(), self._episode
         preference = item.preference_for(ep["form"])
         judge = self.user
-        verdict = judge.judge(item.verifiable, action) if self.programmatic else judge.judge(preference, item.question, action)
+        verdict = judge.judge(item.verifiable, action, item.question) if self.programmatic else judge.judge(preference, item.question, action)
         self._done = True
         self._last_action = action
         info = self.make_info(round=0, doc_id=item.item_id, action=action, truth=self._truth(item, ep["form"]),

@@ -25,7 +25,10 @@ from persona_lab.core.messages import Message, as_messages
 from persona_lab.models.base import Scorer, ScoreRequest
 from persona_lab.simulators.followup import DIMENSIONS, NEGATIVE, POSITIVE, followup_list
 
-_NO_SCORE_HINT = "FLR needs token log-probabilities: use a local transformers scorer, e.g. `scorer=hf:smollm2-135m`"
+_NO_SCORE_HINT = (
+    "FLR needs token log-probabilities: use a local transformers scorer (`scorer=hf:smollm2-135m`) or a "
+    "server that returns them (`scorer=openai:<model>@<url>`; vLLM, llama.cpp)"
+)
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class FLRResult:
 
 
 def as_scorer(scorer: Any) -> Scorer:
-    """A scorer from a model object or spec string (``hf:<folder or packaged name>``).
+    """A scorer from a model object or spec string (``hf:<folder or packaged name>`` or ``openai:<model>@<url>``).
 
     Raises BackendUnavailableError (with a hint) for a backend that cannot score; a cached model
     whose backend cannot score is caught here already, before any request is built.

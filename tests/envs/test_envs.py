@@ -24,3 +24,15 @@ def test_env_contract(env_id: str) -> None:
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_different_seeds_differ(env_id: str) -> None:
     assert repr(rollout(env_id, 1, 4)) != repr(rollout(env_id, 2, 4))
+
+
+def test_prefeval_env_programmatic_judge_sees_the_question() -> None:
+    """An answer that shares no word with the question is unhelpful in the env as in `persona-lab prefeval`."""
+    env = gym.make("persona_lab/PrefEval-v0")
+    env.reset(seed=0)
+    off_topic = ("The weather on distant mountains changes quickly and hikers should always carry extra "
+                 "layers, water and a map when they walk long trails in autumn.")
+    _, reward, _, _, info = env.step(off_topic)
+    assert info["verdict"]["detail"]["ignores_question"] is True
+    assert "unhelpful" in info["verdict"]["errors"]
+    assert reward == 0.0
