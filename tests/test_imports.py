@@ -59,6 +59,23 @@ def test_layer_rules(path: Path) -> None:
     assert not bad, f"{path.relative_to(ROOT)} ({part}) imports {bad}"
 
 
+# What an agent may read of a world (ARCHITECTURE.md): the catalog and each world's public
+# vocabulary module, never a simulated user's logic. ``prefeval.context`` is PrefEval's
+# observation codec and ``fspo`` holds FSPO's episode format (its users are plain catalog sets).
+AGENT_VISIBLE_WORLD_MODULES = ("catalog", "prefeval.context", "fspo")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "agents").rglob("*.py")), ids=lambda p: p.name)
+def test_agents_see_only_public_world_vocabulary(path: Path) -> None:
+    prefix = "persona_lab.simulators."
+    worlds = {m[len(prefix):] for m in _imports(path, top_level_only=False) if m.startswith(prefix)}
+    modules = {w for w in worlds if (ROOT / "simulators" / (w.replace(".", "/") + ".py")).exists()
+               or (ROOT / "simulators" / w.replace(".", "/")).is_dir()}
+    hidden = sorted(m for m in modules if not m.endswith("_vocab") and m not in AGENT_VISIBLE_WORLD_MODULES
+                    and not m.startswith("catalog"))
+    assert not hidden, f"agents/{path.name} imports a world's user logic: {hidden} (use its *_vocab module)"
+
+
 def test_no_import_cycles() -> None:
     modules = {_module_name(p): p for p in FILES}
     graph = {name: {m for m in _imports(p, top_level_only=True) if m in modules and m != name}

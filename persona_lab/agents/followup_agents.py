@@ -15,7 +15,7 @@ from persona_lab.agents.base import AGENTS, BaseAgent, TruthAware
 from persona_lab.core.messages import Message, Transcript
 from persona_lab.models.base import ChatModel, ChatRequest
 from persona_lab.simulators import catalog
-from persona_lab.simulators.followup import find_question, parse_conversation
+from persona_lab.simulators.followup_vocab import find_question, parse_conversation
 
 TASK = "followup"
 N_FACTS = 3

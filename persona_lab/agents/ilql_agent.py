@@ -26,7 +26,7 @@ from persona_lab.agents.persuasion_agents import (
 from persona_lab.core.errors import ConfigError
 from persona_lab.core.seeding import derive_seed, stable_hash
 from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams
-from persona_lab.simulators.persuasion import OBJECTIONS
+from persona_lab.simulators.persuasion_vocab import OBJECTIONS
 
 
 class TurnScorer(Protocol):

@@ -19,7 +19,7 @@ from typing import Any
 from persona_lab.agents.base import AGENTS, BaseAgent, TruthAware
 from persona_lab.core.messages import Message, Transcript
 from persona_lab.models.base import ChatModel, ChatRequest
-from persona_lab.simulators.marketplace import (
+from persona_lab.simulators.marketplace_vocab import (
     HAS,
     LACKS,
     LETTERS,

@@ -18,7 +18,7 @@ from typing import Any
 from persona_lab.agents.base import AGENTS, BaseAgent, TruthAware
 from persona_lab.core.messages import Message, Transcript
 from persona_lab.models.base import ChatModel, ChatRequest
-from persona_lab.simulators.persuasion import CHARITY, OBJECTIONS, STRATEGY_NAMES, PersuadeePersona
+from persona_lab.simulators.persuasion_vocab import CHARITY, OBJECTIONS, STRATEGY_NAMES, PersuadeePersona
 
 TASK = "persuasion"
 

@@ -46,15 +46,24 @@ from persona_lab.core.errors import ConfigError
 from persona_lab.core.seeding import make_rng
 from persona_lab.models.base import ChatModel, ChatRequest, GenerationParams, Usage
 from persona_lab.simulators.audit import FILLER, PARSE_FAILURES, UserCall, ask
+from persona_lab.simulators.marketplace_vocab import (  # noqa: F401  (re-exported: the world's vocabulary)
+    CHOICES,
+    HAS,
+    LACKS,
+    LETTERS,
+    NO_PURCHASE,
+    STATUS_WORDS,
+    STATUSES,
+    UNSPECIFIED,
+    TableView,
+    find_required,
+    parse_table,
+    render_claims,
+)
+from persona_lab.simulators.marketplace_vocab import norm_text as _norm
 from persona_lab.simulators.users import build_user
 
-HAS, LACKS, UNSPECIFIED = "+", "-", "?"
-STATUSES = (HAS, LACKS, UNSPECIFIED)
-STATUS_WORDS = {HAS: "yes", LACKS: "no", UNSPECIFIED: "unspecified"}
 TIERS = ("low", "mid", "high")
-LETTERS = ("A", "B", "C")
-NO_PURCHASE = "D"
-CHOICES = (*LETTERS, NO_PURCHASE)
 # The kinds of feedback a customer gives (``utility`` is the truth, not a rating).
 FEEDBACK_KINDS = ("immediate", "partial_hindsight", "full_hindsight", "utility")
 RATING_KINDS = FEEDBACK_KINDS[:3]
@@ -280,51 +289,6 @@ def feature_table(scenario: Scenario) -> str:
     return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class TableView:
-    """What a seller can read from the table text."""
-
-    category: str
-    prices: Mapping[str, int]
-    features: Mapping[str, Mapping[str, str]]  # letter -> feature -> status
-
-    @property
-    def feature_names(self) -> tuple[str, ...]:
-        first = next(iter(self.features.values()), {})
-        return tuple(first)
-
-
-_TABLE_LINE = re.compile(r"^Option ([ABC]) \(\$(\d+)\): (.*)$")
-_WORD_STATUS = {v: k for k, v in STATUS_WORDS.items()}
-
-
-def parse_table(text: str) -> TableView:
-    """Read :func:`feature_table` text back (scripted seller skills use it)."""
-    category, prices, features = "", {}, {}
-    for line in text.splitlines():
-        if line.startswith("Product: "):
-            category = line[len("Product: "):].strip()
-            continue
-        m = _TABLE_LINE.match(line.strip())
-        if not m:
-            continue
-        letter, price, rest = m.group(1), int(m.group(2)), m.group(3)
-        feats = {}
-        for part in rest.split("; "):
-            name, _, word = part.rpartition(" = ")
-            if name:
-                feats[name] = _WORD_STATUS.get(word.strip(), UNSPECIFIED)
-        prices[letter], features[letter] = price, feats
-    return TableView(category, prices, features)
-
-
-def find_required(customer_text: str, features: Sequence[str]) -> str | None:
-    """The feature a customer message names (the longest match wins)."""
-    low = _norm(customer_text)
-    hits = [f for f in features if _norm(f) in low]
-    return max(hits, key=len) if hits else None
-
-
 # --- the claim grammar ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Claim:
@@ -356,12 +320,6 @@ class SellerClaims:
             if c.letter == letter:
                 out[c.feature] = c.status
         return out
-
-
-@functools.lru_cache(maxsize=4096)
-def _norm(text: str) -> str:
-    text = text.replace("’", "'").replace("‘", "'").lower()
-    return re.sub(r"[\s\-]+", " ", text)
 
 
 _LETTER_LIST = r"[ABC](?:\s*(?:,\s*(?:and\s+|or\s+)?|(?i:and|or|&|/)\s*)\s*[ABC])*"
@@ -527,23 +485,6 @@ def _recommendation(text: str, letters: Sequence[str]) -> str | None:
         if letter in letters:
             found = letter
     return found
-
-
-def render_claims(letter: str, has: Sequence[str] = (), lacks: Sequence[str] = (), unlisted: Sequence[str] = ()) -> str:
-    """Canonical sentences of the claim grammar (what the scripted seller skills write)."""
-    out = []
-    if has:
-        out.append(f"Option {letter} has {_join(has)}.")
-    if lacks:
-        out.append(f"Option {letter} does not have {_join(lacks)}.")
-    if unlisted:
-        out.append(f"Option {letter} does not list {_join(unlisted)}.")
-    return " ".join(out)
-
-
-def _join(items: Sequence[str]) -> str:
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 # --- the customers ------------------------------------------------------------------------------
