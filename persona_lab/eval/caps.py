@@ -35,9 +35,11 @@ class Caps(Protocol):
 class CapTable:
     """Counting semaphores by key, created on first use with the size the first caller names.
 
-    ``acquire`` takes ``n`` slots at once (``n <= size``), so two callers holding part of what they need
-    can never wait on each other. It blocks at most ``timeout_s`` and says whether it got the slots,
-    so a caller that waits long never holds a manager or actor thread that a ``release`` needs.
+    ``try_acquire`` takes ``n`` slots at once (``n <= size``), so two callers holding part of what they
+    need can never wait on each other. It blocks at most ``timeout_s`` and says whether it got the
+    slots, so a caller that waits long never holds a manager or actor thread that a ``release`` needs.
+    Slots are held by an ``owner`` (one episode attempt): when infrastructure loses the attempt, the
+    driver frees what it held with :meth:`release_owner`, so a dead worker cannot shrink the cap.
     """
 
     def __init__(self) -> None:
@@ -45,8 +47,9 @@ class CapTable:
         self._size: dict[str, int] = {}
         self._held: dict[str, int] = {}
         self._peak: dict[str, int] = {}
+        self._owned: dict[tuple[str, str], int] = {}
 
-    def try_acquire(self, key: str, size: int, n: int, timeout_s: float = WAIT_S) -> bool:
+    def try_acquire(self, key: str, size: int, n: int, timeout_s: float = WAIT_S, owner: str = "") -> bool:
         if not 1 <= n <= size:
             raise ValueError(f"cannot take {n} of {size} slots")
         deadline = time.monotonic() + timeout_s
@@ -60,12 +63,30 @@ class CapTable:
                 self._cond.wait(left)
             held = self._held[key] = self._held.get(key, 0) + n
             self._peak[key] = max(self._peak.get(key, 0), held)
+            self._owned[key, owner] = self._owned.get((key, owner), 0) + n
             return True
 
-    def release(self, key: str, n: int) -> None:
+    def release(self, key: str, n: int, owner: str = "") -> None:
         with self._cond:
-            self._held[key] = max(0, self._held.get(key, 0) - n)
-            self._cond.notify_all()
+            n = min(n, self._owned.get((key, owner), 0))
+            self._free(key, owner, n)
+
+    def release_owner(self, owner: str) -> int:
+        """Free every slot ``owner`` still holds (its worker died); returns how many."""
+        with self._cond:
+            held = [(k, n) for (k, o), n in self._owned.items() if o == owner]
+            for key, n in held:
+                self._free(key, owner, n)
+            return sum(n for _, n in held)
+
+    def _free(self, key: str, owner: str, n: int) -> None:
+        left = self._owned.get((key, owner), 0) - n
+        if left > 0:
+            self._owned[key, owner] = left
+        else:
+            self._owned.pop((key, owner), None)
+        self._held[key] = max(0, self._held.get(key, 0) - n)
+        self._cond.notify_all()
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Per key: the cap and the most slots ever held at once (for ``summary.json``)."""
@@ -74,17 +95,18 @@ class CapTable:
 
 
 class TableClient:
-    """A :class:`Caps` over a table reached by ``call(method, *args)`` (a manager proxy or a Ray actor)."""
+    """A :class:`Caps` over a table reached by ``call(method, *args)`` (a manager proxy or a Ray actor),
+    holding its slots as ``owner``."""
 
-    def __init__(self, call: Callable[..., Any]) -> None:
-        self._call = call
+    def __init__(self, call: Callable[..., Any], owner: str = "") -> None:
+        self._call, self.owner = call, owner
 
     def acquire(self, key: str, size: int, n: int) -> None:
-        while not self._call("try_acquire", key, size, n, WAIT_S):
+        while not self._call("try_acquire", key, size, n, WAIT_S, self.owner):
             pass
 
     def release(self, key: str, n: int) -> None:
-        self._call("release", key, n)
+        self._call("release", key, n, self.owner)
 
 
 def backend_cap(backend: Any) -> int | None:

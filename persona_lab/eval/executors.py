@@ -26,7 +26,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from multiprocessing.managers import BaseManager
 from typing import TYPE_CHECKING, Any
 
@@ -59,16 +59,17 @@ _CAPS: Caps | None = None  # the run's cap table, set by each task (a worker run
 
 
 def run_episode_task(config: dict[str, Any], out: str, cache: bool, cache_dir: str | None, episode: int,
-                     recorded: Mapping[int, str], caps: Any = None) -> dict[str, Any]:
+                     recorded: Mapping[int, str], caps: Any = None, lease: str = "") -> dict[str, Any]:
     """One episode in a worker: its new records, rounds executed and usage, or the BackendError text.
 
     A top-level function of plain arguments, so that process pools and Ray can ship it anywhere.
-    ``caps`` is the run's cap table (a manager proxy or a Ray actor handle), or ``None``.
+    ``caps`` is the run's cap table (a manager proxy or a Ray actor handle), or ``None``; ``lease``
+    names this attempt's slots in it (freed by the driver if the attempt is lost).
     """
     from persona_lab.eval.runner import RunConfig, _Stopped
 
     global _CAPS
-    _CAPS = _client(caps)
+    _CAPS = _client(caps, lease)
     runner = _worker_runner(RunConfig(**config), out, cache, cache_dir)
     runner._stop.clear()  # a permanent fault stopped this worker's runner during an earlier episode
     records: list[dict[str, Any]] = []
@@ -87,14 +88,20 @@ def run_episode_task(config: dict[str, Any], out: str, cache: bool, cache_dir: s
             "usage": {role: m.snapshot() for role, m in runner.meters.items()}}
 
 
-def _client(handle: Any) -> Caps | None:
+def _client(handle: Any, lease: str) -> Caps | None:
     if handle is None:
         return None
-    if hasattr(handle, "try_acquire") and hasattr(handle.try_acquire, "remote"):  # a Ray actor handle
+    return TableClient(lambda method, *a: _call(handle, method, *a), lease)
+
+
+def _call(handle: Any, method: str, *args: Any) -> Any:
+    """Call ``method`` of the cap table behind ``handle`` (a Ray actor handle or a manager proxy)."""
+    fn = getattr(handle, method)
+    if hasattr(fn, "remote"):
         import ray
 
-        return TableClient(lambda method, *a: ray.get(getattr(handle, method).remote(*a)))
-    return TableClient(lambda method, *a: getattr(handle, method)(*a))  # a multiprocessing proxy
+        return ray.get(fn.remote(*args))
+    return fn(*args)
 
 
 _RUNNERS: dict[tuple[Any, ...], Runner] = {}
@@ -139,7 +146,8 @@ def run_elsewhere(runner: Runner, todo: list[int], recorded: Mapping[int, Mappin
                 dict(recorded.get(e, {})), caps) for e in todo}
     writer = _OrderedWriter(runner, todo)
     try:
-        _drive(runner, pool, args, writer)
+        _drive(runner, pool, args, writer, on_lost=None if caps is None else (
+            lambda lease: _call(caps, "release_owner", lease)))
     except PersonaLabError:  # bad input found inside a worker: as with threads, nothing recorded -> no config
         if not any(True for _ in iter_records(runner.transitions_path)):
             (runner.out / "config.json").unlink(missing_ok=True)
@@ -167,9 +175,11 @@ class _Lost:
         self.why = why
 
 
-def _drive(runner: Runner, pool: Any, args: dict[int, tuple[Any, ...]], writer: _OrderedWriter) -> None:
-    """Keep up to ``pool.width`` episodes in flight; re-queue lost ones; stop submitting on a stop request
-    or on bad input, finish what is in flight, then raise that bad input."""
+def _drive(runner: Runner, pool: Any, args: dict[int, tuple[Any, ...]], writer: _OrderedWriter,
+           on_lost: Callable[[str], Any] | None = None) -> None:
+    """Keep up to ``pool.width`` episodes in flight; re-queue lost ones (``on_lost(lease)`` frees what a
+    lost attempt held); stop submitting on a stop request or on bad input, finish what is in flight,
+    then raise that bad input."""
     pending = deque(sorted(args))
     tries = dict.fromkeys(args, 0)
     in_flight: dict[Any, int] = {}
@@ -178,12 +188,14 @@ def _drive(runner: Runner, pool: Any, args: dict[int, tuple[Any, ...]], writer: 
     while in_flight or (pending and not stop.is_set()):
         while pending and len(in_flight) < pool.width and not stop.is_set():
             e = pending.popleft()
-            in_flight[pool.submit(args[e])] = e
+            in_flight[pool.submit((*args[e], f"{e}/{tries[e]}"))] = e  # the lease: this attempt
         if not in_flight:
             break
         for handle, outcome in pool.wait(list(in_flight)):
             e = in_flight.pop(handle)
             if isinstance(outcome, _Lost):
+                if on_lost is not None:
+                    on_lost(f"{e}/{tries[e]}")
                 tries[e] += 1
                 if tries[e] > REQUEUE:
                     writer.accept({"episode": e, "retryable": True,

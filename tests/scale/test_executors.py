@@ -36,7 +36,8 @@ def run_folder(out: Path, config: RunConfig = CONFIG, **kw: object) -> tuple[str
 def ray_local() -> Iterator[Any]:
     """One local Ray instance for every Ray test of this module (starting one takes seconds)."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, logging_level="WARNING")
+    # address="local": a fresh instance even when a `ray start` cluster runs on this machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, ignore_reinit_error=True, logging_level="WARNING")
     try:
         yield ray
     finally:
@@ -130,7 +131,8 @@ class _FlakyPool:
         self.outcomes: dict[int, Any] = {}
 
     def submit(self, args: tuple[Any, ...]) -> int:
-        e = args[4]
+        e, lease = args[4], args[-1]
+        assert lease == f"{e}/{self.attempts.get(e, 0)}"
         self.attempts[e] = self.attempts.get(e, 0) + 1
         handle = len(self.outcomes)
         if e in self.flaky and self.attempts[e] <= self.lose:
@@ -180,6 +182,16 @@ def test_a_capped_backend_sends_a_batch_larger_than_its_cap_in_slices() -> None:
     assert inner.calls == 3 and table.stats() == {"k": {"cap": 2, "peak_in_flight": 2}}
     assert capped.spec == inner.spec and not hasattr(capped, "score")  # what the backend cannot do stays absent
     assert table.try_acquire("k", 2, 2, timeout_s=0)  # every slot was given back
+
+
+def test_the_slots_of_a_lost_attempt_are_freed_by_the_driver() -> None:
+    table = CapTable()
+    assert table.try_acquire("k", 1, 1, timeout_s=0, owner="3/0")  # the worker of episode 3 died holding it
+    assert not table.try_acquire("k", 1, 1, timeout_s=0.01, owner="4/0")
+    table.release("k", 1, owner="4/0")  # a release by another owner frees nothing
+    assert not table.try_acquire("k", 1, 1, timeout_s=0, owner="4/0")
+    assert table.release_owner("3/0") == 1
+    assert table.try_acquire("k", 1, 1, timeout_s=0, owner="4/0")
 
 
 # --- ray ------------------------------------------------------------------------------------------------
