@@ -80,12 +80,70 @@ def run_episode_task(config: dict[str, Any], out: str, cache: bool, cache_dir: s
         executed = runner._run_episode(episode, {int(k): v for k, v in recorded.items()}, emit=records.append)
     except BackendError as exc:
         return {"episode": episode, "error": str(exc), "message": exc.message, "hint": exc.hint,
-                "retryable": exc.retryable}
+                "retryable": exc.retryable, "backends": _backend_report(runner)}
     except _Stopped:  # not expected (the stop flag was cleared); never a result
         return {"episode": episode, "error": "stopped in the worker", "retryable": True}
     return {"episode": episode, "records": records, "executed": executed,
             "replayed": runner._counts["replayed"] - replayed,
-            "usage": {role: m.snapshot() for role, m in runner.meters.items()}}
+            "usage": {role: m.snapshot() for role, m in runner.meters.items()},
+            "backends": _backend_report(runner)}
+
+
+def _backend_report(runner: Runner) -> dict[str, Any]:
+    """What this worker's backends counted (faults, per-replica usage) since its last report."""
+    now: dict[str, Any] = {}
+    for spec, backend in runner._backends.items():
+        faults, replicas = getattr(backend, "faults", None), getattr(backend, "replica_stats", None)
+        entry = {**({"faults": faults.snapshot()} if hasattr(faults, "snapshot") else {}),
+                 **({"replicas": replicas()} if callable(replicas) else {})}
+        if entry:
+            now[spec] = entry
+    last = getattr(runner, "_reported", {})
+    runner._reported = now  # type: ignore[attr-defined]
+    return {spec: _delta(entry, last.get(spec)) for spec, entry in now.items()}
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _delta(new: Any, old: Any) -> Any:
+    """``new - old`` over nested dicts and lists of counters (other values: ``new``)."""
+    if isinstance(new, dict):
+        return {k: _delta(v, old.get(k) if isinstance(old, dict) else None) for k, v in new.items()}
+    if isinstance(new, list):
+        olds = old if isinstance(old, list) and len(old) == len(new) else [None] * len(new)
+        return [_delta(n, o) for n, o in zip(new, olds)]
+    return new - old if _number(new) and _number(old) else new
+
+
+def _add(total: Any, part: Any) -> Any:
+    """``total + part`` over the same shapes as :func:`_delta`."""
+    if isinstance(part, dict):
+        base = total if isinstance(total, dict) else {}
+        return {**base, **{k: _add(base.get(k), v) for k, v in part.items()}}
+    if isinstance(part, list):
+        base = total if isinstance(total, list) and len(total) == len(part) else [None] * len(part)
+        return [_add(t, p) for t, p in zip(base, part)]
+    if _number(part) and _number(total):
+        out = total + part
+        return round(out, 6) if isinstance(out, float) else out
+    return part
+
+
+class _Reported:
+    """The driver's stand-in for a backend the workers used: their faults and replica usage, summed,
+    where :meth:`Runner.summarize` reads them (``faults``, ``backends``)."""
+
+    def __init__(self, totals: dict[str, Any]) -> None:
+        self._totals = totals
+        if "faults" in totals:
+            self.faults = self
+        if "replicas" in totals:
+            self.replica_stats = lambda: totals["replicas"]
+
+    def snapshot(self) -> Any:
+        return self._totals["faults"]
 
 
 def _client(handle: Any, lease: str) -> Caps | None:
@@ -153,6 +211,8 @@ def run_elsewhere(runner: Runner, todo: list[int], recorded: Mapping[int, Mappin
             (runner.out / "config.json").unlink(missing_ok=True)
         raise
     finally:
+        for spec, totals in writer.backends.items():
+            runner._backends[spec] = _Reported(totals)  # the driver's own copy (if any) sent nothing
         runner.executor_stats = {"executor": runner.executor, "episodes_requeued": writer.requeued,
                                  **({"caps": pool.cap_stats(caps)} if caps is not None else {})}
     return sorted(writer.failed)
@@ -358,6 +418,7 @@ class _OrderedWriter:
         self.ready: dict[int, dict[str, Any]] = {}
         self.failed: list[int] = []
         self.requeued = 0
+        self.backends: dict[str, Any] = {}  # faults and replica usage the workers reported, summed
 
     def accept(self, result: dict[str, Any]) -> None:
         self.ready[result["episode"]] = result
@@ -372,6 +433,8 @@ class _OrderedWriter:
 
     def _write(self, result: dict[str, Any]) -> None:
         runner, e = self.runner, result["episode"]
+        for spec, part in result.get("backends", {}).items():
+            self.backends[spec] = _add(self.backends.get(spec), part)
         if "error" in result:
             self.failed.append(e)
             log.error("episode %d failed: %s", e, result["error"])

@@ -19,7 +19,7 @@ from persona_lab.eval.executors import _drive, _Lost, _OrderedWriter, _ProcessPo
 from persona_lab.eval.runner import RunConfig, Runner
 from persona_lab.models.base import ChatRequest
 from persona_lab.models.fake import FakeChatModel
-from persona_lab.testing.fake_server import FakeOpenAIServer
+from persona_lab.testing.fake_server import FakeOpenAIServer, Fault
 
 CONFIG = RunConfig(env_id="persona_lab/EditEmail-v0", agent="cipher", rounds=6, episodes=3, seed=7,
                    agent_kwargs={"encoder": "tfidf"})
@@ -92,15 +92,29 @@ def test_resume_with_processes_completes_a_cut_run(tmp_path: Path) -> None:
     assert result.summary["throughput"]["episodes_requeued"] == 0
 
 
+def _without_timing(summary: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in summary.items() if k not in ("throughput", "usage")}
+    for entry in out.get("backends", {}).values():
+        entry["replicas"] = [{k: v for k, v in r.items() if k != "seconds"} for r in entry["replicas"]]
+    return out
+
+
 def test_the_cap_of_a_backend_holds_across_worker_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     peak = _Peak()
     with FakeOpenAIServer(peak) as server:
+        server.inject(Fault.http(503))
+        threads = Runner(served_config(server, 1), tmp_path / "threads", cache=False, concurrency=3).run()
+        server.inject(Fault.http(503))
         result = Runner(served_config(server, 1), tmp_path / "capped", cache=False, concurrency=3,
                         executor="processes").run()
         assert result.summary["episodes"] == 3 and not result.failed_episodes
         assert peak.peak == 1  # three workers, one request at a time at the server
         (caps,) = result.summary["throughput"]["caps"].values()
         assert caps == {"cap": 1, "peak_in_flight": 1}
+        # the workers' faults and per-replica usage reach the summary as with threads
+        assert _without_timing(result.summary) == _without_timing(threads.summary)
+        (faults,) = result.summary["faults"].values()
+        assert faults["retries"] == 1 and result.summary["usage"]["agent"]["calls"] == 12
         # without the shared table each worker keeps its own cap of 1: the same run overlaps requests
         monkeypatch.setattr(executors, "_uses_models", lambda runner: False)
         peak.peak = 0
