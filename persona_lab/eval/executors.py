@@ -196,25 +196,26 @@ def run_elsewhere(runner: Runner, todo: list[int], recorded: Mapping[int, Mappin
     """Run ``todo`` with ``runner.executor``; write records in episode order. Returns the failed
     episodes. Sets ``runner.executor_stats`` (the executor, re-queued episodes, cap peaks)."""
     check_executor(runner.executor)
-    pool: _ProcessPool | _RayPool = (_ProcessPool(runner.concurrency) if runner.executor == "processes"
-                                     else _RayPool(runner.concurrency))
-    caps = pool.cap_table() if _uses_models(runner) else None
-    args = {e: (runner.config.to_dict(), str(runner.out), runner._cache is not None,
-                None if runner.cache_dir is None else str(runner.cache_dir), e,
-                dict(recorded.get(e, {})), caps) for e in todo}
     writer = _OrderedWriter(runner, todo)
+    pool: _ProcessPool | _RayPool | None = None
+    caps = None
     try:
+        pool = _ProcessPool(runner.concurrency) if runner.executor == "processes" else _RayPool(runner.concurrency)
+        caps = pool.cap_table() if _uses_models(runner) else None
+        args = {e: (runner.config.to_dict(), str(runner.out), runner._cache is not None,
+                    None if runner.cache_dir is None else str(runner.cache_dir), e,
+                    dict(recorded.get(e, {})), caps) for e in todo}
         _drive(runner, pool, args, writer, on_lost=None if caps is None else (
             lambda lease: _call(caps, "release_owner", lease)))
-    except PersonaLabError:  # bad input found inside a worker: as with threads, nothing recorded -> no config
-        if not any(True for _ in iter_records(runner.transitions_path)):
+    except PersonaLabError:  # no Ray, or bad input found in a worker: as with threads, nothing recorded
+        if not any(True for _ in iter_records(runner.transitions_path)):  # -> no config.json to block the fix
             (runner.out / "config.json").unlink(missing_ok=True)
         raise
     finally:
         for spec, totals in writer.backends.items():
             runner._backends[spec] = _Reported(totals)  # the driver's own copy (if any) sent nothing
         runner.executor_stats = {"executor": runner.executor, "episodes_requeued": writer.requeued,
-                                 **({"caps": pool.cap_stats(caps)} if caps is not None else {})}
+                                 **({"caps": pool.cap_stats(caps)} if pool is not None and caps is not None else {})}
     return sorted(writer.failed)
 
 

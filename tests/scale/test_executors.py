@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from persona_lab.core.errors import ConfigError
 from persona_lab.eval import executors
 from persona_lab.eval.caps import CappedBackend, CapTable, TableClient
 from persona_lab.eval.executors import _drive, _Lost, _OrderedWriter, _ProcessPool
@@ -260,3 +261,20 @@ def test_bench_prelude_passes_the_executor_to_its_runs(tmp_path: Path) -> None:
         return {str(p.relative_to(out)): p.read_text() for p in runs}
 
     assert bench("processes") == bench("threads")
+
+
+def test_without_ray_the_run_is_refused_and_leaves_no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(ConfigError, match="needs Ray") as info:
+        Runner(CONFIG, tmp_path / "r", cache=False, executor="ray").run()
+    assert "pip install" in str(info.value)
+    assert not (tmp_path / "r" / "config.json").exists()  # the same command works once Ray is installed
