@@ -7,14 +7,17 @@ one a single-threaded run writes and ``kill -9`` -> ``--resume`` stays exact (an
 flight in a worker is simply run again; episodes are deterministic given the seed).
 
 Workers build their own :class:`Runner` from the run's config (models open once per worker process,
-with the same response cache on disk). Their usage meters are summed into the driver's summary.
+with the same response cache on disk). Their usage meters, backend faults and per-replica usage are
+summed into the driver's summary.
 Network backends in workers share one concurrency cap per backend for the whole run
 (:mod:`persona_lab.eval.caps`). At most ``concurrency`` episodes are in flight; a stop request
 (Ctrl-C) starts no new one.
 
 An infrastructure failure (a worker process that died, a Ray worker or node lost) is not a result:
 the episode is re-queued, up to ``REQUEUE`` times, and counted (``throughput.episodes_requeued`` in
-the summary); only then is it a failed episode (``errors.jsonl``, rerun with ``--resume``). A
+the summary); only then is it a failed episode (``errors.jsonl``, rerun with ``--resume``). A dead
+process breaks the whole standard-library pool, so every episode in flight with it is charged one
+loss (the pool cannot say which one died). A
 :class:`BackendError` inside an episode is recorded in ``errors.jsonl`` as with threads, and bad
 input found inside a worker stops the run as it does with threads.
 """
@@ -214,8 +217,13 @@ def run_elsewhere(runner: Runner, todo: list[int], recorded: Mapping[int, Mappin
     finally:
         for spec, totals in writer.backends.items():
             runner._backends[spec] = _Reported(totals)  # the driver's own copy (if any) sent nothing
-        runner.executor_stats = {"executor": runner.executor, "episodes_requeued": writer.requeued,
-                                 **({"caps": pool.cap_stats(caps)} if pool is not None and caps is not None else {})}
+        runner.executor_stats = {"executor": runner.executor, "episodes_requeued": writer.requeued}
+        if pool is not None and caps is not None:
+            try:
+                runner.executor_stats["caps"] = pool.cap_stats(caps)
+                pool.close_table(caps)
+            except Exception as exc:  # noqa: BLE001 - a report only: never hide how the run ended
+                log.warning("could not read the run's cap table: %s", exc)
     return sorted(writer.failed)
 
 
@@ -339,6 +347,10 @@ class _ProcessPool:
     def cap_stats(table: Any) -> dict[str, Any]:
         return table.stats()
 
+    @staticmethod
+    def close_table(table: Any) -> None:
+        """Nothing to do: the manager frees the table with its last proxy."""
+
 
 class _CapManager(BaseManager):
     """The process that holds the cap table of ``--executor processes`` runs."""
@@ -407,6 +419,10 @@ class _RayPool:
 
     def cap_stats(self, table: Any) -> dict[str, Any]:
         return self.ray.get(table.stats.remote())
+
+    def close_table(self, table: Any) -> None:
+        """End the run's actor (a bench's runs would otherwise leave one actor process each)."""
+        self.ray.kill(table)
 
 
 class _OrderedWriter:
