@@ -18,7 +18,7 @@ from persona_lab.cli.common import (
     positive_int,
     probability,
 )
-from persona_lab.cli.run import stop_on_signals
+from persona_lab.cli.run import add_executor_args, apply_executor_args, stop_on_signals
 
 QUICK_ROUNDS = 40
 
@@ -40,6 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     q.add_argument("--noise", type=probability, default=0.0, help="scripted user: incidental edit probability in [0, 1]")
     q.add_argument("--concurrency", type=positive_int, default=2, help="runs in parallel (default 2)")
     q.add_argument("--quick", action="store_true", help=f"a reduced run: {QUICK_ROUNDS} rounds (under a minute)")
+    add_executor_args(q)
     add_timeout_arg(q)
     add_cache_args(q)
     q.set_defaults(func=run_prelude)
@@ -63,6 +64,7 @@ def run_prelude(args: argparse.Namespace) -> int:
 
     check_out_dir(args.out)
     check_cache_args(args)
+    executor = apply_executor_args(args)
     variants = default_agents(args.encoder)
     if args.agents:
         known = {v.label: v for v in variants}
@@ -86,7 +88,8 @@ def run_prelude(args: argparse.Namespace) -> int:
             console=err, transient=True) as progress:
         bar = progress.add_task("rounds", total=total)
         results = run_bench(cfg, concurrency=args.concurrency, cache=not args.no_cache, cache_dir=args.cache_dir,
-                            timeout_s=args.timeout, on_round=lambda: progress.advance(bar), stop_event=stop)
+                            timeout_s=args.timeout, on_round=lambda: progress.advance(bar), stop_event=stop,
+                            executor=executor)
     if results is None:
         again = "persona-lab " + shlex.join(args.argv) if getattr(args, "argv", None) else "the same command"
         err.print(f"interrupted: finished runs are kept under {args.out}/runs/ and reused; continue with:\n  {again}",

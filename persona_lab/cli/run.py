@@ -62,6 +62,45 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     add_cache_args(p)
 
 
+EXECUTOR_NAMES = ("threads", "processes", "ray")  # persona_lab.eval.executors.EXECUTORS (not imported here: lean CLI)
+
+
+def executor_name(value: str) -> str:
+    """argparse type of ``--executor``: a known executor name."""
+    if value not in EXECUTOR_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown executor {value!r}; use one of {', '.join(EXECUTOR_NAMES)}")
+    return value
+
+
+def add_executor_args(p: argparse.ArgumentParser) -> None:
+    """``--executor`` and ``--ray-address`` (``run`` and the benches)."""
+    p.add_argument("--executor", type=executor_name, default="threads",
+                   help="where episodes run: threads of this process (default), worker processes (one per "
+                        "--concurrency), or Ray tasks; this process writes the run directory either way")
+    p.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="with --executor ray: the cluster to join (ray://<head>:10001, or auto for a "
+                        "`ray start` on this machine); default: $RAY_ADDRESS, else a local Ray instance")
+
+
+def apply_executor_args(args: argparse.Namespace) -> str:
+    """Check ``--ray-address`` against ``--executor`` and hand it to Ray (as ``RAY_ADDRESS``); returns the
+    executor name."""
+    import os
+
+    from persona_lab.core.errors import ConfigError
+
+    executor = getattr(args, "executor", "threads")
+    address = getattr(args, "ray_address", None)
+    if address is not None:
+        if executor != "ray":
+            raise ConfigError(f"--ray-address {address!r} needs --executor ray (got --executor {executor})",
+                              hint="add --executor ray, or drop --ray-address")
+        if not address.strip():
+            raise ConfigError("--ray-address is empty", hint="e.g. --ray-address ray://<head>:10001 or auto")
+        os.environ["RAY_ADDRESS"] = address.strip()
+    return executor
+
+
 def env_kwargs_from(args: argparse.Namespace) -> dict[str, object]:
     """``--env-arg`` values plus the world-specific shortcut flags that were given."""
     kw: dict[str, object] = {name: getattr(args, name) for name in ("population", "effort", "noise", "corpus")
@@ -78,9 +117,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=positive_int, default=None, help="agent turns per episode (default: the env's own length)")
     p.add_argument("--episodes", type=positive_int, default=1, help="episodes, one user each (default 1)")
     p.add_argument("--concurrency", type=positive_int, default=1, help="episodes run in parallel (threads, processes or Ray tasks)")
-    p.add_argument("--executor", choices=["threads", "processes", "ray"], default="threads",
-                   help="where episodes run: threads of this process (default), worker processes, or Ray tasks "
-                        "(RAY_ADDRESS joins a cluster); this process writes the run directory either way")
+    add_executor_args(p)
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
     add_run_args(p)
@@ -100,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     )
     check_out_dir(args.out)
     check_cache_args(args)
+    apply_executor_args(args)
     console = Console(stderr=True)
     runner = Runner(config, args.out, concurrency=args.concurrency, cache=not args.no_cache, cache_dir=args.cache_dir,
                     timeout_s=args.timeout, executor=args.executor)

@@ -66,9 +66,12 @@ class BenchConfig:
 
 def run_bench(cfg: BenchConfig, *, concurrency: int = 2, cache: bool = True, cache_dir: str | None = None,
               on_round: Callable[[], None] | None = None, timeout_s: float | None = None,
-              stop_event: threading.Event | None = None) -> dict[str, Any] | None:
+              stop_event: threading.Event | None = None, executor: str = "threads") -> dict[str, Any] | None:
     """Run (or reuse) every run of the bench and rebuild the results; ``None`` when ``stop_event`` was set
-    before all runs finished (the finished ones are kept and reused by the next call)."""
+    before all runs finished (the finished ones are kept and reused by the next call).
+
+    ``executor`` (see :mod:`persona_lab.eval.executors`): where each run's episodes run; with
+    ``processes`` or ``ray`` the ``concurrency`` runs in flight share one pool of that many workers."""
     out = Path(cfg.out)
     stop_event = stop_event if stop_event is not None else threading.Event()
     jobs = [(task, variant, seed) for task in cfg.tasks for variant in cfg.agents for seed in cfg.seeds]
@@ -90,7 +93,8 @@ def run_bench(cfg: BenchConfig, *, concurrency: int = 2, cache: bool = True, cac
             return task, variant.label, seed, float("nan")
         start = time.perf_counter()
         Runner(rc, run_dir, cache=cache, cache_dir=cache_dir, on_round=on_round, timeout_s=timeout_s,
-               stop_event=stop_event).run(resume=(run_dir / "config.json").exists())
+               stop_event=stop_event, executor=executor,
+               concurrency=1 if executor == "threads" else max(1, concurrency)).run(resume=(run_dir / "config.json").exists())
         wall = time.perf_counter() - start
         s = json.loads(summary_path.read_text())
         s["wall_s_total"] = wall

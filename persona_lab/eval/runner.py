@@ -339,6 +339,7 @@ class Runner:
             summary = self.summarize(wall_s=wall, rounds_executed=self._counts["executed"], failed=sorted(failed),
                                      rounds_replayed=self._counts["replayed"])
             summary["interrupted"] = self._stop.is_set() and self._permanent is None
+            summary["throughput"].update(getattr(self, "executor_stats", {}))  # set by executors.run_elsewhere
             atomic_write_json(self.out / "summary.json", summary)
         if self._permanent is not None:
             exc = self._permanent
