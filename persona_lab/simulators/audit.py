@@ -46,9 +46,16 @@ def strip_delimiters(text: str) -> str:
     return _DELIM.sub("", text).strip()
 
 
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
 def _segments(text: str) -> list[str]:
-    parts = re.split(r"(?<=[.!?])\s+|\n+", text)
-    return [" ".join(p.lower().split()) for p in parts if len(p.split()) >= 2]
+    out = []
+    for part in _SENTENCE_BREAK.split(text):
+        words = part.lower().split()  # split once (run summaries audit every action)
+        if len(words) >= 2:
+            out.append(" ".join(words))
+    return out
 
 
 def is_degenerate(text: str, *, min_segments: int = 4, min_unique_ratio: float = 0.5, ngram: int = 4) -> bool:
@@ -60,8 +67,8 @@ def is_degenerate(text: str, *, min_segments: int = 4, min_unique_ratio: float =
     words = text.lower().split()
     if len(words) < 6 * ngram:
         return False
-    grams = [tuple(words[i:i + ngram]) for i in range(len(words) - ngram + 1)]
-    return len(set(grams)) / len(grams) < min_unique_ratio * 0.6
+    grams = set(zip(*(words[i:] for i in range(ngram))))  # every run of ngram consecutive words
+    return len(grams) / (len(words) - ngram + 1) < min_unique_ratio * 0.6
 
 
 @dataclass

@@ -1,0 +1,112 @@
+"""The runner vs the raw ``reset``/``step`` loop a user would write, in one process, interleaved.
+
+    python benchmarks/bench_runner.py [--env persona_lab/EditEmail-v0] [--rounds 200] [--reps 7]
+
+Both drive the same scripted env (scripted user) with the same scripted agent (``no-learning``) for
+``--rounds`` rounds in one episode:
+
+- ``raw loop``: ``gymnasium.make(env).unwrapped``, the agent from the registry, then ``reset`` and
+  ``act``/``step``/``update`` until the episode ends; nothing written;
+- ``runner``: ``Runner(RunConfig(...), <fresh folder>, cache=False).run()``, which also writes
+  ``config.json``, one typed ``TransitionRecord`` per round, and ``summary.json`` (metrics, usage).
+
+The order alternates each rep; printed are the medians of rounds/s, of CPU ms per run, and of the
+paired ratio runner / raw (same rep), for the whole ``run()`` call and for its episode phase (the
+``throughput.rounds_per_s`` the runner reports: the rounds and their records, without the folder
+setup before and the summary after), with the load average. ``--profile`` prints where the runner's
+extra time goes (cProfile of one runner run, sorted by own time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+import gymnasium as gym
+
+import persona_lab.envs  # noqa: F401  (registers the envs)
+from persona_lab.agents.base import Transition, create_agent
+from persona_lab.core.seeding import derive_seed
+from persona_lab.eval.runner import RunConfig, Runner
+
+
+def raw_loop(env_id: str, rounds: int) -> int:
+    env = gym.make(env_id, user="scripted", backend=None, rounds=rounds).unwrapped
+    agent = create_agent("no-learning", env.task, None)
+    obs, _ = env.reset(seed=derive_seed(0, 0), options={"user_index": 0})  # the runner's episode 0 of seed 0
+    done = 0
+    for _ in range(rounds):
+        action = agent.act(obs)
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        agent.update(Transition(obs, action, float(reward), {k: info[k] for k in env.feedback_keys if k in info}))
+        obs = next_obs
+        done += 1
+        if terminated or truncated:
+            break
+    env.close()
+    return done
+
+
+PHASE: list[float] = []  # the runner's own rounds/s of its episode phase (summary.json throughput)
+
+
+def runner(env_id: str, rounds: int, tmp: str) -> int:
+    out = tempfile.mkdtemp(dir=tmp)
+    res = Runner(RunConfig(env_id=env_id, agent="no-learning", rounds=rounds), out, cache=False).run()
+    PHASE.append(float(res.summary["throughput"]["rounds_per_s"]))
+    return int(res.summary["throughput"]["rounds_executed"])
+
+
+def timed(fn: Callable[[], int]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    n = fn()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return n / wall, cpu * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--env", default="persona_lab/EditEmail-v0")
+    ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        impls: dict[str, Callable[[], int]] = {
+            "raw loop": lambda: raw_loop(args.env, args.rounds),
+            "runner": lambda: runner(args.env, args.rounds, tmp),
+        }
+        for fn in impls.values():  # warm-up: imports, corpus loads
+            fn()
+        print(f"{args.env}, {args.rounds} rounds, {args.reps} reps; load average at start {os.getloadavg()[0]:.1f}")
+        res: dict[str, list[tuple[float, float]]] = {k: [] for k in impls}
+        for rep in range(args.reps):
+            for name in (list(impls) if rep % 2 == 0 else list(impls)[::-1]):
+                res[name].append(timed(impls[name]))
+        print(f"{'impl':<10}{'rounds/s':>10}{'CPU ms/run':>12}")
+        for name, v in res.items():
+            print(f"{name:<10}{statistics.median(r for r, _ in v):>10.0f}{statistics.median(c for _, c in v):>12.1f}")
+        ratios = [a[0] / b[0] for a, b in zip(res["runner"], res["raw loop"])]
+        print(f"runner / raw loop rounds/s, whole run() (folder, config.json, records, summary.json): median "
+              f"{statistics.median(ratios):.2f} (reps: {' '.join(f'{r:.2f}' for r in ratios)})")
+        phase = PHASE[-args.reps:]
+        ratios = [a / b[0] for a, b in zip(phase, res["raw loop"])]
+        print(f"runner / raw loop rounds/s, episode phase (the runner's own throughput.rounds_per_s: rounds "
+              f"and their records, without the folder setup and the summary): median {statistics.median(ratios):.2f} "
+              f"(reps: {' '.join(f'{r:.2f}' for r in ratios)}); load average {os.getloadavg()[0]:.1f}")
+        if args.profile:
+            prof = cProfile.Profile()
+            prof.enable()
+            impls["runner"]()
+            prof.disable()
+            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+
+
+if __name__ == "__main__":
+    main()
