@@ -1,6 +1,6 @@
 """The runner vs the raw ``reset``/``step`` loop a user would write, in one process, interleaved.
 
-    python benchmarks/bench_runner.py [--env persona_lab/EditEmail-v0] [--rounds 200] [--reps 7]
+    python benchmarks/bench_runner.py [--env persona_lab/EditEmail-v0] [--rounds 200] [--reps 7] [--process-reps 5]
 
 Both drive the same scripted env (scripted user) with the same scripted agent (``no-learning``) for
 ``--rounds`` rounds in one episode:
@@ -63,6 +63,58 @@ def runner(env_id: str, rounds: int, tmp: str) -> int:
     return int(res.summary["throughput"]["rounds_executed"])
 
 
+_RAW_SCRIPT = """
+import sys, gymnasium as gym, persona_lab.envs
+from persona_lab.agents.base import Transition, create_agent
+from persona_lab.core.seeding import derive_seed
+env = gym.make(sys.argv[1], user="scripted", backend=None, rounds=int(sys.argv[2])).unwrapped
+agent = create_agent("no-learning", env.task, None)
+obs, _ = env.reset(seed=derive_seed(0, 0), options={"user_index": 0})
+for _ in range(int(sys.argv[2])):
+    action = agent.act(obs)
+    nxt, reward, term, trunc, info = env.step(action)
+    agent.update(Transition(obs, action, float(reward), {k: info[k] for k in env.feedback_keys if k in info}))
+    obs = nxt
+    if term or trunc:
+        break
+print(sorted({m.split(".")[0] for m in sys.modules} & {"torch", "scipy", "transformers"}))
+"""
+
+
+def whole_process(env_id: str, rounds: int, reps: int, tmp: str) -> None:
+    """``persona-lab run`` in a fresh process vs a raw script in a fresh process: CPU s (user+sys of
+    the child), max RSS, and whether torch, scipy or transformers were imported."""
+    import resource
+    import subprocess
+    import sys
+
+    def child(argv: list[str]) -> tuple[float, float, str]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip().splitlines()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return cpu, after.ru_maxrss / 1024, out[-1] if out else ""
+
+    runs: dict[str, list[tuple[float, float, str]]] = {"raw script": [], "persona-lab run": []}
+    for rep in range(reps):
+        for name in (list(runs) if rep % 2 == 0 else list(runs)[::-1]):
+            if name == "raw script":
+                runs[name].append(child([sys.executable, "-c", _RAW_SCRIPT, env_id, str(rounds)]))
+            else:
+                code = ("import sys; from persona_lab.cli.main import main; rc = main(sys.argv[1:]); "
+                        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'scipy', 'transformers'})); "
+                        "sys.exit(rc)")
+                runs[name].append(child([sys.executable, "-c", code, "run", env_id, "--rounds", str(rounds),
+                                         "--no-cache", "--out", tempfile.mkdtemp(dir=tmp) + "/run"]))
+    print("whole process (fresh interpreter each):")
+    for name, v in runs.items():
+        print(f"  {name:<16} CPU {statistics.median(c for c, _, _ in v):.2f} s (median of {reps}); heavy modules "
+              f"imported: {v[-1][2]}")
+    ratio = statistics.median(a[0] / b[0] for a, b in zip(runs["persona-lab run"], runs["raw script"]))
+    print(f"  persona-lab run / raw script CPU: median {ratio:.2f} (max RSS of any child so far "
+          f"{max(m for v in runs.values() for _, m, _ in v):.0f} MiB); load average {os.getloadavg()[0]:.1f}")
+
+
 def timed(fn: Callable[[], int]) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     n = fn()
@@ -76,6 +128,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--process-reps", type=int, default=0,
+                    help="also compare whole processes (persona-lab run vs a raw script), this many reps")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         impls: dict[str, Callable[[], int]] = {
@@ -100,6 +154,8 @@ def main() -> None:
         print(f"runner / raw loop rounds/s, episode phase (the runner's own throughput.rounds_per_s: rounds "
               f"and their records, without the folder setup and the summary): median {statistics.median(ratios):.2f} "
               f"(reps: {' '.join(f'{r:.2f}' for r in ratios)}); load average {os.getloadavg()[0]:.1f}")
+        if args.process_reps:
+            whole_process(args.env, args.rounds, args.process_reps, tmp)
         if args.profile:
             prof = cProfile.Profile()
             prof.enable()

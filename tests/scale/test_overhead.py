@@ -129,3 +129,33 @@ def test_a_stopped_run_keeps_every_round_it_finished(tmp_path: Path) -> None:
     assert result.interrupted
     recs = list(iter_records(tmp_path / "r" / "transitions.jsonl"))
     assert [r.round for r in recs] == list(range(7))  # buffered lines were written when the episode stopped
+
+
+_CLI_SCRIPT = """
+import json, sys
+from persona_lab.cli.main import main
+rc = main(["run", "persona_lab/EditEmail-v0", "--rounds", "3", "--no-cache", "--out", sys.argv[1]])
+print(json.dumps({"rc": rc, "modules": sorted(m for m in sys.modules if m.startswith("persona_lab."))}))
+"""
+
+
+def test_a_run_imports_only_its_own_subcommand(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _CLI_SCRIPT, str(tmp_path / "r")], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["rc"] == 0 and "persona_lab.cli.run" in report["modules"]
+    others = {"persona_lab.cli.bench", "persona_lab.cli.train", "persona_lab.cli.prefeval", "persona_lab.train"}
+    assert not others & set(report["modules"]), others & set(report["modules"])
+
+
+def test_the_command_is_found_before_parsing() -> None:
+    from persona_lab.cli.main import _named_command, build_parser
+
+    assert _named_command(["-v", "run", "x", "--out", "y"]) == "run"
+    assert _named_command(["--help", "run"]) is None and _named_command([]) is None
+    assert _named_command(["runn"]) is None  # unknown: every command is loaded for "did you mean"
+    assert set(build_parser("cache")._subparsers._group_actions[0].choices) == {"cache"}  # type: ignore[union-attr]
