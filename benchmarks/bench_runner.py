@@ -1,6 +1,6 @@
 """The runner vs the raw ``reset``/``step`` loop a user would write, in one process, interleaved.
 
-    python benchmarks/bench_runner.py [--env persona_lab/EditEmail-v0] [--rounds 200] [--reps 7] [--process-reps 5]
+    python benchmarks/bench_runner.py [--env persona_lab/EditEmail-v0] [--rounds 200] [--reps 7] [--process-reps 5] [--parts]
 
 Both drive the same scripted env (scripted user) with the same scripted agent (``no-learning``) for
 ``--rounds`` rounds in one episode:
@@ -115,6 +115,50 @@ def whole_process(env_id: str, rounds: int, reps: int, tmp: str) -> None:
           f"{max(m for v in runs.values() for _, m, _ in v):.0f} MiB); load average {os.getloadavg()[0]:.1f}")
 
 
+def parts(env_id: str, rounds: int, reps: int, tmp: str) -> None:
+    """CPU per run of the runner's parts (each method timed with ``time.thread_time`` around it; the
+    runner runs one episode on the calling thread), beside the raw loop's CPU."""
+    import persona_lab.core.records as records
+    import persona_lab.eval.runner as R
+
+    acc: dict[str, list[float]] = {}
+    saved: list[tuple[object, str, object]] = []
+
+    def wrap(obj: object, name: str, key: str) -> None:
+        fn = getattr(obj, name)
+        saved.append((obj, name, fn))
+
+        def timed_call(*a: object, **k: object) -> object:
+            c = time.thread_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                acc.setdefault(key, []).append((time.thread_time() - c) * 1e3)
+
+        setattr(obj, name, timed_call)
+
+    for name in ("run", "_prepare_dir", "_run_episode", "summarize", "_record"):
+        wrap(R.Runner, name, f"Runner.{name}")
+    wrap(R, "fidelity_counters", "  summary: fidelity_counters")
+    wrap(R, "stable_hash", "  per round: action hash")
+    wrap(records.TransitionRecord, "json_line", "  per round: TransitionRecord.json_line")
+    raw: list[float] = []
+    try:
+        for _ in range(reps):
+            runner(env_id, rounds, tmp)
+            c = time.thread_time()
+            raw_loop(env_id, rounds)
+            raw.append((time.thread_time() - c) * 1e3)
+    finally:
+        for obj, name, fn in saved:
+            setattr(obj, name, fn)
+    print(f"CPU ms per run (median of {reps}): raw loop {statistics.median(raw):.2f}")
+    for key, v in acc.items():
+        per = len(v) // reps
+        print(f"  {key:<40}{statistics.median(v) * per:8.2f}  ({per} calls)")
+    print(f"  load average {os.getloadavg()[0]:.1f}")
+
+
 def timed(fn: Callable[[], int]) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     n = fn()
@@ -128,6 +172,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--parts", action="store_true", help="also print the CPU of the runner's parts")
     ap.add_argument("--process-reps", type=int, default=0,
                     help="also compare whole processes (persona-lab run vs a raw script), this many reps")
     args = ap.parse_args()
@@ -154,6 +199,8 @@ def main() -> None:
         print(f"runner / raw loop rounds/s, episode phase (the runner's own throughput.rounds_per_s: rounds "
               f"and their records, without the folder setup and the summary): median {statistics.median(ratios):.2f} "
               f"(reps: {' '.join(f'{r:.2f}' for r in ratios)}); load average {os.getloadavg()[0]:.1f}")
+        if args.parts:
+            parts(args.env, args.rounds, args.reps, tmp)
         if args.process_reps:
             whole_process(args.env, args.rounds, args.process_reps, tmp)
         if args.profile:
