@@ -46,25 +46,35 @@ def strip_delimiters(text: str) -> str:
     return _DELIM.sub("", text).strip()
 
 
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
-
-
-def _segments(text: str) -> list[str]:
-    out = []
-    for part in _SENTENCE_BREAK.split(text):
-        words = part.lower().split()  # split once (run summaries audit every action)
-        if len(words) >= 2:
-            out.append(" ".join(words))
-    return out
+def _segments_and_words(text: str) -> tuple[list[str], list[str]]:
+    """The sentences/lines of ``text`` with two words or more (lower-cased, whitespace normalized) and
+    all its words (lower-cased), in one pass. A segment ends at a line break or after a word ending
+    in ``.``, ``!`` or ``?``: what splitting the text at sentence punctuation followed by whitespace
+    and at line breaks gave, without a look-behind regex over every character (run summaries audit
+    every action)."""
+    segments: list[str] = []
+    words: list[str] = []
+    for line in text.split("\n"):
+        current: list[str] = []
+        for word in line.split():
+            low = word.lower()
+            current.append(low)
+            words.append(low)
+            if word[-1] in ".!?":
+                if len(current) >= 2:
+                    segments.append(" ".join(current))
+                current = []
+        if len(current) >= 2:
+            segments.append(" ".join(current))
+    return segments, words
 
 
 def is_degenerate(text: str, *, min_segments: int = 4, min_unique_ratio: float = 0.5, ngram: int = 4) -> bool:
     """Whether ``text`` loops: the same sentence/line again and again, or (for text without sentence
     breaks) mostly repeated word 4-grams. Short texts never count."""
-    segs = _segments(text)
+    segs, words = _segments_and_words(text)
     if len(segs) >= min_segments and len(set(segs)) / len(segs) < min_unique_ratio:
         return True
-    words = text.lower().split()
     if len(words) < 6 * ngram:
         return False
     grams = set(zip(*(words[i:] for i in range(ngram))))  # every run of ngram consecutive words
