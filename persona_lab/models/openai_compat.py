@@ -319,6 +319,8 @@ class _Conn:
                 h = rfile.readline(_MAX_LINE + 1)
                 if h in (b"\r\n", b"\n", b""):
                     break
+                if len(h) > _MAX_LINE:
+                    raise http.client.LineTooLong("header line")
                 name, _, value = h.partition(b":")
                 headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
             else:
