@@ -10,12 +10,15 @@ concurrency c, interleaved A/B over ``--reps`` rounds:
   in a loop (how the runner's episode threads call a backend);
 - ``persona-lab batch``: one ``generate`` call with every request (the backend's pool keeps c in flight);
 - ``persona-lab cached``: the threads case through the response cache (every request a miss, as in a
-  first run; ``open_chat_model`` with a fresh cache folder);
+  first run; ``open_chat_model`` with a fresh cache folder per trial, opened by one request before
+  the clock starts);
 - ``raw http.client``: c threads, each with its own keep-alive ``http.client.HTTPConnection``,
   posting the same JSON body and parsing the reply;
 - ``raw aiohttp``: c asyncio tasks on one ``aiohttp.ClientSession`` (when aiohttp is installed).
 
-Printed: requests/s (median over reps), the ratio to the best raw client, and client CPU µs/request.
+Printed: requests/s and client CPU µs/request (medians over reps), and the median over reps of the
+paired ratio to each raw client (this impl's req/s over the raw client's in the same rep). The order
+of the impls rotates each rep.
 """
 
 from __future__ import annotations
@@ -150,34 +153,43 @@ def timed(fn: Callable[[], None], n: int) -> tuple[float, float]:
 
 
 def bench_one(url: str, port: int, c: int, n: int, reps: int, skip: list[str], have_aiohttp: bool) -> None:
-    from persona_lab.models import open_chat_model
+    from persona_lab.models import ChatRequest, open_chat_model
     from persona_lab.models.openai_compat import OpenAIChatModel
 
     model = OpenAIChatModel("m", url, max_concurrency=c)
     tmp = tempfile.mkdtemp(prefix="persona-lab-bench-openai-")
 
-    def cached() -> None:
+    def cached() -> Callable[[], None]:
+        # a fresh, empty cache per trial (every request a miss), opened before the clock starts as
+        # in a run, whose first request has opened it; the open itself is bench_cache_open.py's
         chat = open_chat_model(f"openai:m@{url}?max_concurrency={c}", cache_dir=tempfile.mkdtemp(dir=tmp))
-        ours_threads(chat, c, n)
+        chat.generate([ChatRequest.of("warm-up", max_new_tokens=16)])  # type: ignore[attr-defined]
+        return lambda: ours_threads(chat, c, n)
 
-    impls: dict[str, Callable[[], None]] = {
-        "raw http.client": lambda: raw_http(port, c, n),
-        "persona-lab threads": lambda: ours_threads(model, c, n),
-        "persona-lab batch": lambda: ours_batch(model, c, n),
+    impls: dict[str, Callable[[], Callable[[], None]]] = {
+        "raw http.client": lambda: lambda: raw_http(port, c, n),
+        "persona-lab threads": lambda: lambda: ours_threads(model, c, n),
+        "persona-lab batch": lambda: lambda: ours_batch(model, c, n),
         "persona-lab cached": cached,
     }
     if have_aiohttp:
-        impls["raw aiohttp"] = lambda: raw_aiohttp(port, c, n)
+        impls["raw aiohttp"] = lambda: lambda: raw_aiohttp(port, c, n)
     for name in skip:
         impls.pop(name, None)
     results: dict[str, list[tuple[float, float]]] = {k: [] for k in impls}
-    for _ in range(reps):
-        for name, fn in impls.items():
-            results[name].append(timed(fn, n))
-    med = {k: (statistics.median(r for r, _ in v), statistics.median(u for _, u in v)) for k, v in results.items()}
-    best_raw = max(v[0] for k, v in med.items() if k.startswith("raw"))
-    for name, (rps, us) in med.items():
-        print(f"{c:>4} {name:<20}{rps:>10.0f}{rps / best_raw:>13.2f}{us:>12.0f}", flush=True)
+    for rep in range(reps):
+        # interleaved, and the order rotates each rep so no impl always runs after the same one
+        names = list(impls)
+        names = names[rep % len(names):] + names[:rep % len(names)]
+        for name in names:
+            results[name].append(timed(impls[name](), n))
+    raws = [k for k in ("raw http.client", "raw aiohttp") if k in results]
+    for name, v in results.items():
+        rps = statistics.median(r for r, _ in v)
+        us = statistics.median(u for _, u in v)
+        # paired ratios: this impl's req/s over the raw client's in the same rep, median over reps
+        ratios = "".join(f"{statistics.median(a[0] / b[0] for a, b in zip(v, results[raw])):>15.2f}" for raw in raws)
+        print(f"{c:>4} {name:<20}{rps:>10.0f}{us:>12.0f}{ratios}", flush=True)
     model.close()
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -203,7 +215,9 @@ def main() -> None:
         except ImportError:
             have_aiohttp = False
         print(f"server pid {proc.pid} on {url}; aiohttp {'yes' if have_aiohttp else 'not installed'}")
-        print(f"{'c':>4} {'impl':<20}{'req/s':>10}{'vs best raw':>13}{'CPU us/req':>12}")
+        print(f"load average at start {os.getloadavg()[0]:.1f}")
+        print(f"{'c':>4} {'impl':<20}{'req/s':>10}{'CPU us/req':>12}{'/ http.client':>15}"
+              + (f"{'/ aiohttp':>15}" if have_aiohttp else ""))
         for c in args.concurrency:
             bench_one(url, port, c, args.requests * (2 if c >= 32 else 1), args.reps, args.skip, have_aiohttp)
     finally:

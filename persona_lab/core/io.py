@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -21,8 +22,12 @@ os.umask(_UMASK)
 FILE_MODE = 0o644 & ~_UMASK
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (atomic on POSIX)."""
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, fsync: bool = True) -> None:
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (atomic on POSIX).
+
+    ``fsync=False`` skips flushing the file to the disk before the rename (a few ms): a killed process
+    still leaves the old file or the new one, but a power loss may leave an empty file. For files
+    that are derived and rewritten (a run's ``summary.json``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -30,12 +35,29 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush ``path`` and its folder entry to the disk (what ``atomic_write_text(..., fsync=True)``
+    does before its rename, for a file written with ``fsync=False``); errors are ignored (best effort)."""
+    for target, flags in ((path, os.O_RDONLY), (Path(path).parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))):
+        try:
+            fd = os.open(target, flags)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def read_text(path: str | os.PathLike[str], *, what: str = "file") -> str:
@@ -50,8 +72,8 @@ def read_text(path: str | os.PathLike[str], *, what: str = "file") -> str:
         raise DataError(f"cannot read the {what} ({exc.strerror})", path=str(path)) from None
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=str) + "\n")
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2, fsync: bool = True) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=str) + "\n", fsync=fsync)
 
 
 def append_jsonl(path: str | os.PathLike[str], record: Any, *, fsync: bool = False) -> None:
@@ -62,18 +84,25 @@ def append_jsonl(path: str | os.PathLike[str], record: Any, *, fsync: bool = Fal
     :func:`repair_jsonl` removes). Pass ``fsync=True`` where surviving a power loss matters.
     """
     line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
-    with _append_lock:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
-        except FileNotFoundError:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
-        try:
-            os.write(fd, line.encode("utf-8"))
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+    with _append_lock, open_append(path) as fd:
+        os.write(fd, line.encode("utf-8"))
+        if fsync:
+            os.fsync(fd)
+
+
+@contextlib.contextmanager
+def open_append(path: str | os.PathLike[str]) -> Iterator[int]:
+    """A descriptor of ``path`` opened for ``O_APPEND`` writes (created, with its folder, if missing):
+    each ``os.write`` of a whole line lands at the end in one piece, as in :func:`append_jsonl`."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+    except FileNotFoundError:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def read_jsonl(path: str | os.PathLike[str], *, strict: bool = False) -> Iterator[dict[str, Any]]:

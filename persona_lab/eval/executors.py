@@ -461,7 +461,7 @@ class _OrderedWriter:
                 runner._permanent = BackendError(result.get("message") or result["error"], hint=result.get("hint"))
             return
         for rec in result["records"]:
-            append_jsonl(runner.transitions_path, rec)
+            runner.write_record(rec)
             runner._count("executed")
             runner.on_round()
         for _ in range(result.get("replayed", 0)):

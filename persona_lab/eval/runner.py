@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import inspect
 import json
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +44,7 @@ from filelock import FileLock, Timeout
 
 from persona_lab.agents.base import AGENTS, Agent, Transition, TruthAware, create_agent
 from persona_lab.core.errors import BackendError, ConfigError, PersonaLabError
-from persona_lab.core.io import append_jsonl, atomic_write_json, repair_jsonl
+from persona_lab.core.io import append_jsonl, atomic_write_json, fsync_path, open_append, repair_jsonl
 from persona_lab.core.provenance import environment_info
 from persona_lab.core.records import TRANSITIONS_FILE, TransitionRecord, episodes, is_complete, iter_records
 from persona_lab.core.seeding import derive_seed, stable_hash
@@ -103,6 +105,8 @@ class RunConfig:
 
 
 LOCK_FILE = ".lock"
+FLUSH_S = 0.05  # longest a new record waits in its episode's buffer before it is written
+MEMO_RECORDS = 20_000  # records a run keeps in memory for its summary; beyond, it reads the file back
 
 
 class _Stopped(Exception):
@@ -238,6 +242,11 @@ class Runner:
         self._complete: set[int] = set()
         self._permanent: BackendError | None = None
         self.transitions_path = self.out / TRANSITIONS_FILE
+        self._tx_fd: int | None = None  # transitions.jsonl, open for appending while run() runs
+        self._write_lock = threading.Lock()
+        self._syncing: threading.Thread | None = None  # flushes config.json to the disk
+        self._spare: tuple[PersonaEnv, Agent] | None = None  # the env and agent _prepare_dir checked
+        self._memo: list[TransitionRecord] | None = None  # the folder's records, while a run keeps them
         self.rounds = config.rounds or self.env_cls.default_rounds
 
     # --- models: the one place a run turns a backend spec into a model --------------------------------
@@ -301,36 +310,44 @@ class Runner:
 
     def run(self, *, resume: bool = False) -> RunResult:
         cfg = self.config
-        with self._locked():
-            self._prepare_dir(resume)
+        with self._locked(), self._prepared(resume):
             recorded = self._recorded()
             todo = [e for e in range(cfg.episodes) if e not in self._complete]
             start = time.perf_counter()
             failed: list[int] = []
             refused: PersonaLabError | None = None
             if self.executor != "threads":  # other processes or hosts run the episodes; this one writes
+                self._memo = None  # their records reach the file, not this process's memory
                 from persona_lab.eval.executors import run_elsewhere
 
                 failed = run_elsewhere(self, todo, recorded)
                 todo = []
-            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                futures = {pool.submit(self._run_episode, e, recorded.get(e, {})): e for e in todo}
-                for fut in as_completed(futures):
-                    e = futures[fut]
-                    try:
-                        fut.result()
-                    except _Stopped:
-                        pass
-                    except BackendError as exc:
-                        failed.append(e)
-                        log.error("episode %d failed: %s", e, exc)
-                        append_jsonl(self.out / "errors.jsonl", {"episode": e, "error": str(exc), "time": time.time()})
-                        if not getattr(exc, "retryable", True):
-                            self.stop()  # a permanent fault fails every episode alike: stop, do not burn calls
-                            self._permanent = exc
-                    except PersonaLabError as exc:  # bad input found only when an episode ran (a lazy encoder)
-                        self.stop()
-                        refused = refused or exc
+
+            def settle(e: int, outcome: Callable[[], Any]) -> None:
+                nonlocal refused
+                try:
+                    outcome()
+                except _Stopped:
+                    pass
+                except BackendError as exc:
+                    failed.append(e)
+                    log.error("episode %d failed: %s", e, exc)
+                    append_jsonl(self.out / "errors.jsonl", {"episode": e, "error": str(exc), "time": time.time()})
+                    if not getattr(exc, "retryable", True):
+                        self.stop()  # a permanent fault fails every episode alike: stop, do not burn calls
+                        self._permanent = exc
+                except PersonaLabError as exc:  # bad input found only when an episode ran (a lazy encoder)
+                    self.stop()
+                    refused = refused or exc
+
+            if self.concurrency == 1 or len(todo) == 1:  # one lane: this thread runs it (no hand-off)
+                for e in todo:
+                    settle(e, functools.partial(self._run_episode, e, recorded.get(e, {})))
+            else:
+                with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                    futures = {pool.submit(self._run_episode, e, recorded.get(e, {})): e for e in todo}
+                    for fut in as_completed(futures):
+                        settle(futures[fut], fut.result)
             if refused is not None:
                 if not any(True for _ in iter_records(self.transitions_path)):
                     (self.out / "config.json").unlink(missing_ok=True)  # nothing recorded: do not block the fix
@@ -340,13 +357,32 @@ class Runner:
                                      rounds_replayed=self._counts["replayed"])
             summary["interrupted"] = self._stop.is_set() and self._permanent is None
             summary["throughput"].update(getattr(self, "executor_stats", {}))  # set by executors.run_elsewhere
-            atomic_write_json(self.out / "summary.json", summary)
+            # derived from the records and rewritten by a --resume: no fsync (a few ms a run)
+            atomic_write_json(self.out / "summary.json", summary, fsync=False)
         if self._permanent is not None:
             exc = self._permanent
             raise BackendError(f"{exc.message} (not retryable: every episode would fail the same way, so the run "
                                f"stopped; {summary['episodes']} complete episode(s) kept in {self.out})",
                                hint=exc.hint or "fix the backend or the flags, then continue with --resume")
         return RunResult(self.out, summary, sorted(failed), interrupted=summary["interrupted"])
+
+    @contextlib.contextmanager
+    def _prepared(self, resume: bool) -> Iterator[None]:
+        """Prepare the folder (see :meth:`_prepare_dir`), then hold ``transitions.jsonl`` open for
+        appending while the episodes run."""
+        self._prepare_dir(resume)
+        with open_append(self.transitions_path) as fd:
+            self._tx_fd = fd
+            try:
+                yield
+            finally:
+                self._tx_fd = None
+                if self._syncing is not None:
+                    self._syncing.join()
+                    self._syncing = None
+                spare, self._spare = self._spare, None
+                if spare is not None:  # no episode ran here (all complete, or other executors)
+                    spare[0].close()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -397,16 +433,29 @@ class Runner:
             return
         env = self.make_env()  # a config the env or agent refuses fails here, before config.json could block the fix
         try:
-            self.make_agent(env)
-        finally:
+            agent = self.make_agent(env)
+        except BaseException:
             env.close()
-        atomic_write_json(cfg_path, {"config": self.config.to_dict(), "rounds": self.rounds, **environment_info()})
+            raise
+        try:
+            # renamed into place now; flushed to the disk by a thread while the episodes run (the
+            # wait was a fifth of a 200-round scripted run), joined before run() returns
+            atomic_write_json(cfg_path, {"config": self.config.to_dict(), "rounds": self.rounds, **environment_info()},
+                              fsync=False)
+        except BaseException:
+            env.close()
+            raise
+        self._syncing = threading.Thread(target=fsync_path, args=(cfg_path,), name="persona-lab-fsync", daemon=True)
+        self._syncing.start()
+        self._spare = (env, agent)  # fresh and unused: the first episode of this process takes them
 
     def _recorded(self) -> dict[int, dict[int, str]]:
         """Per episode with a complete record, nothing; per other recorded episode, the action hash of
         each recorded round (the rounds a resume replays instead of writing again)."""
         out: dict[int, dict[int, str]] = {}
-        for e, recs in episodes(iter_records(self.transitions_path)).items():
+        found = list(iter_records(self.transitions_path))
+        self._memo = found if len(found) <= MEMO_RECORDS else None
+        for e, recs in episodes(found).items():
             if is_complete(recs, self.rounds):
                 self._complete.add(e)
             out[e] = {r.round: r.action_hash for r in recs}
@@ -420,12 +469,19 @@ class Runner:
         if self._stop.is_set():
             raise _Stopped
         cfg = self.config
-        env = self.make_env()
-        agent = self.make_agent(env)
+        with self._lock:
+            spare, self._spare = self._spare, None
+        env = spare[0] if spare else self.make_env()
+        agent = spare[1] if spare else self.make_agent(env)
         feedback_keys = env.feedback_keys
         seed = derive_seed(cfg.seed, episode)
         obs, info = env.reset(seed=seed, options={"user_index": episode})
         executed = 0
+        # New lines are written together at most every FLUSH_S (a round slower than that is written
+        # at once): a write per round was a tenth of a scripted round. A kill loses at most FLUSH_S
+        # of rounds, which a resume replays like any missing round.
+        pending: list[bytes] = []
+        flushed = time.monotonic()
         try:
             for t in range(env.rounds):
                 if self._stop.is_set():
@@ -445,7 +501,12 @@ class Runner:
                     rec = self._record(episode, t, seed, obs, action, action_hash, reward, terminated, truncated,
                                        feedback, info, agent)
                     if emit is None:
-                        append_jsonl(self.transitions_path, rec.to_dict())
+                        pending.append(rec.json_line())
+                        self._remember(rec)
+                        if time.monotonic() - flushed >= FLUSH_S:
+                            self._append(b"".join(pending))
+                            pending.clear()
+                            flushed = time.monotonic()
                     else:
                         emit(rec.to_dict())
                     executed += 1
@@ -459,8 +520,40 @@ class Runner:
                 self.stop()  # from this worker, before it takes the next episode: a permanent fault fails all alike
             raise
         finally:
+            if pending:
+                self._append(b"".join(pending))
             env.close()
         return executed
+
+    def _append(self, line: bytes) -> None:
+        """Append one record line to ``transitions.jsonl`` with one ``O_APPEND`` write (a kill cannot
+        tear it; see :func:`persona_lab.core.io.append_jsonl`), on the descriptor :meth:`run` keeps
+        open rather than an open and close per round."""
+        fd = self._tx_fd
+        if fd is None:
+            with open_append(self.transitions_path) as fd:
+                os.write(fd, line)
+            return
+        with self._write_lock:
+            os.write(fd, line)
+
+    def write_record(self, row: Mapping[str, Any]) -> None:
+        """Append a record that an episode elsewhere emitted (``rec.to_dict()``), in the same bytes a
+        record of this process gets (so every executor writes the same file)."""
+        self._append(TransitionRecord.from_dict(row, path=str(self.transitions_path)).json_line())
+
+    def _remember(self, rec: TransitionRecord) -> None:
+        memo = self._memo
+        if memo is not None:
+            memo.append(rec)  # atomic under the GIL
+            if len(memo) > MEMO_RECORDS:
+                self._memo = None  # a large run: the summary reads the file instead
+
+    def _records(self) -> Iterable[TransitionRecord]:
+        """Every record of the folder: the ones this run read at its start and wrote since, kept in
+        memory (the summary need not parse the file it just wrote), else read from the file."""
+        memo = self._memo
+        return list(memo) if memo is not None else iter_records(self.transitions_path)
 
     def _count(self, what: str) -> None:
         with self._lock:
@@ -485,7 +578,7 @@ class Runner:
         """Metrics over complete episodes only (a failed or interrupted episode's fragment would bias
         them), with how many episodes were incomplete, usage, faults and throughput."""
         cfg = self.config
-        by_episode = episodes(iter_records(self.transitions_path))
+        by_episode = episodes(self._records())
         complete = {e: recs for e, recs in by_episode.items() if e < cfg.episodes and is_complete(recs, self.rounds)}
         incomplete = sorted(e for e in range(cfg.episodes) if e not in complete)
         per_episode = {e: self.env_cls.episode_metrics(recs) for e, recs in complete.items()}

@@ -28,6 +28,7 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -214,14 +215,17 @@ class _Pending:
     request: ChatRequest
     future: Future[Completion]
     submitted: float
+    caller: threading.Thread | None = None
 
 
 class DynamicBatcher:
     """Turns ``generate`` calls from many threads into few batched calls.
 
-    A daemon worker takes the first waiting request, keeps collecting for ``wait_s`` (or until
-    ``max_batch_size`` requests), splits what it has into groups by ``group_key`` and calls
-    ``run(group)`` once per group. Each caller's future gets exactly its own completion, or the
+    A daemon worker takes the first waiting request, keeps collecting until ``wait_s`` passes without
+    a new one (or ``max_batch_size`` requests), splits what it has into groups by ``group_key`` and
+    calls ``run(group)`` once per group. The callers it knows (live threads that called recently,
+    e.g. a run's episode threads) need not be waited for: once each of them has a request in the
+    batch it is served at once, without the quiet gap; a new caller is waited for as before. Each caller's future gets exactly its own completion, or the
     exception ``run`` raised (wrapped in :class:`BackendError` unless it is already a
     :class:`PersonaLabError`), so a failure never leaves a caller waiting. The worker exits after
     ``idle_s`` without work and is restarted by the next call.
@@ -261,11 +265,16 @@ class DynamicBatcher:
         self._queue: queue.Queue[_Pending | None] | None = None
         self.batches = 0  # run() calls made
         self.served = 0  # requests answered
+        self.early = 0  # batches served without the quiet gap (every known caller in, or full)
+        # caller thread -> when a batch last served it (weak: a finished thread drops out)
+        self._callers: weakref.WeakKeyDictionary[threading.Thread, float] = weakref.WeakKeyDictionary()
+        self._recent_s = 1.0  # how recently a caller must have called to be waited for by name
 
     def submit(self, requests: Sequence[ChatRequest]) -> list[Future[Completion]]:
         """Queue ``requests``; their futures resolve as the worker serves them."""
         now = time.perf_counter()
-        pending = [_Pending(r, Future(), now) for r in requests]
+        me = threading.current_thread()
+        pending = [_Pending(r, Future(), now, me) for r in requests]
         with self._lock:
             if self._queue is None:
                 self._queue = queue.Queue()
@@ -311,7 +320,14 @@ class DynamicBatcher:
         batch = [first]
         now = time.perf_counter()
         deadline, cap = now + self.wait_s, now + self.wait_s * self.MAX_WAIT_FACTOR
-        while len(batch) < self.max_batch_size:
+        # the callers served in recent batches that are still alive: this batch waits for them only
+        with self._lock:
+            known = {t for t, when in self._callers.items() if when >= now - self._recent_s and t.is_alive()}
+        missing = known - {first.caller}
+        while True:
+            if len(batch) >= self.max_batch_size or (known and not missing):
+                self.early += 1  # nothing left to wait for
+                break
             remaining = min(deadline, cap) - time.perf_counter()
             try:
                 item = q.get(timeout=remaining) if remaining > 0 else q.get_nowait()
@@ -320,7 +336,17 @@ class DynamicBatcher:
             if item is None:
                 return batch, True
             batch.append(item)
+            missing.discard(item.caller)  # type: ignore[arg-type]
             deadline = time.perf_counter() + self.wait_s
+        # take what is queued already, up to the cap (it costs no wait)
+        while len(batch) < self.max_batch_size:
+            try:
+                item = q.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
         return batch, False
 
     def _serve(self, batch: list[_Pending]) -> None:
@@ -351,6 +377,12 @@ class DynamicBatcher:
             self.batches += 1
             self.served += len(group)
             now = time.perf_counter()
+            # a caller counts as known while it calls at least every few batch durations
+            self._recent_s = max(1.0, 4 * (now - min(p.submitted for p in group)))
+            with self._lock:
+                for p in group:
+                    if p.caller is not None:
+                        self._callers[p.caller] = now
             for p, c in zip(group, out):
                 usage = replace(c.usage, latency_s=now - p.submitted)
                 p.future.set_result(replace(c, usage=usage))

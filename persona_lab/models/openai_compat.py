@@ -1,7 +1,7 @@
 """The ``openai:<model>@<base_url>`` backend: any OpenAI-compatible chat-completions server.
 
 vLLM, llama.cpp's ``llama-server``, Ollama and OpenAI all accept ``POST {base_url}/chat/completions``.
-This client uses only the standard library (``http.client``), keeps up to ``max_concurrency``
+This client uses only the standard library (sockets and a minimal HTTP/1.1 exchange), keeps up to ``max_concurrency``
 requests in flight per server, and retries timeouts, connection errors, 408/409/429 and 5xx
 through :mod:`persona_lab.models.retry`; other 4xx fail at once with a hint.
 
@@ -27,11 +27,12 @@ import json
 import logging
 import os
 import random
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -258,30 +259,109 @@ def _error_snippet(raw: bytes) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# connections that send a request in one write
+# the HTTP/1.1 exchange
 
 
-class _OneWrite:
-    """``http.client`` sends the headers and a bytes body in two ``send`` calls: two syscalls, and
-    two segments the server must wait for. Profiling put that second write at a fifth of the
-    client's cost per request on a fast server, so the body goes out with the headers."""
-
-    def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
-        if isinstance(message_body, bytes):
-            self._buffer.extend((b"", b""))  # type: ignore[attr-defined]
-            msg = b"\r\n".join(self._buffer) + message_body  # type: ignore[attr-defined]
-            del self._buffer[:]  # type: ignore[attr-defined]
-            self.send(msg)  # type: ignore[attr-defined]
-            return
-        super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
 
 
-class _HTTPConnection(_OneWrite, http.client.HTTPConnection):
-    pass
+class _Conn:
+    """One keep-alive HTTP/1.1 connection that sends a POST in one write and reads the answer.
 
+    ``http.client`` costs more per request than the rest of this backend together on a fast server:
+    it parses every response's headers with the ``email`` package, opens a new file object per
+    response and sends headers and body in separate writes. A chat-completions exchange needs none
+    of that, so this reads the status line, the headers into a dict (lower-case names) and the body
+    (``Content-Length``, chunked, or until the server closes) from one buffered reader per
+    connection. Failures raise what ``http.client`` raises (``RemoteDisconnected``,
+    ``IncompleteRead``, ``BadStatusLine``), timeouts ``TimeoutError``.
+    """
 
-class _HTTPSConnection(_OneWrite, http.client.HTTPSConnection):
-    pass
+    __slots__ = ("rfile", "sock")
+
+    def __init__(self, ep: _Endpoint, connect_timeout_s: float, read_timeout_s: float) -> None:
+        sock = socket.create_connection((ep.host, ep.port), timeout=connect_timeout_s)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if ep.scheme == "https":
+                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=ep.host)
+            sock.settimeout(read_timeout_s)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self.rfile = sock.makefile("rb")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.rfile.close()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def exchange(self, request: bytes) -> tuple[int, dict[str, str], bytes, bool]:
+        """Send ``request`` (head and body) and return (status, headers, body, server closes)."""
+        self.sock.sendall(request)
+        rfile = self.rfile
+        while True:
+            line = rfile.readline(_MAX_LINE + 1)
+            if not line:
+                raise http.client.RemoteDisconnected("Remote end closed connection without response")
+            version, _, rest = line.partition(b" ")
+            if not version.startswith(b"HTTP/") or len(line) > _MAX_LINE:
+                raise http.client.BadStatusLine(repr(line[:100]))
+            try:
+                status = int(rest[:3])
+            except ValueError:
+                raise http.client.BadStatusLine(repr(line[:100])) from None
+            headers: dict[str, str] = {}
+            for _ in range(_MAX_HEADERS + 1):
+                h = rfile.readline(_MAX_LINE + 1)
+                if h in (b"\r\n", b"\n", b""):
+                    break
+                if len(h) > _MAX_LINE:
+                    raise http.client.LineTooLong("header line")
+                name, _, value = h.partition(b":")
+                headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+            else:
+                raise http.client.HTTPException(f"more than {_MAX_HEADERS} response headers")
+            if not 100 <= status < 200:  # 1xx (e.g. 100 Continue) comes before the real answer
+                break
+        conn_hdr = headers.get("connection", "").lower()
+        will_close = "close" in conn_hdr or (version == b"HTTP/1.0" and "keep-alive" not in conn_hdr)
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = self._read_chunked()
+        elif "content-length" in headers:
+            try:
+                n = int(headers["content-length"])
+            except ValueError:
+                raise http.client.HTTPException(f"bad Content-Length {headers['content-length']!r}") from None
+            body = rfile.read(n)
+            if len(body) < n:
+                raise http.client.IncompleteRead(body, n - len(body))
+        elif status in (204, 304):
+            body = b""
+        else:  # no length: the body runs until the server closes the connection
+            body, will_close = rfile.read(), True
+        return status, headers, body, will_close
+
+    def _read_chunked(self) -> bytes:
+        rfile, parts = self.rfile, []
+        while True:
+            line = rfile.readline(_MAX_LINE + 1)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise http.client.IncompleteRead(b"".join(parts)) from None
+            if size == 0:
+                while rfile.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(parts)
+            chunk = rfile.read(size)
+            if len(chunk) < size:
+                raise http.client.IncompleteRead(b"".join(parts) + chunk, size - len(chunk))
+            parts.append(chunk)
+            rfile.readline(_MAX_LINE + 1)  # the CRLF after the chunk
 
 
 class _SharedRandom:
@@ -549,6 +629,7 @@ class OpenAIChatModel:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._executor: ThreadPoolExecutor | None = None
+        self._heads: dict[tuple[int, str], bytes] = {}
         self._warned_plaintext = False
         self._resolved_score_mode: str | None = None if self.score_mode == "auto" else self.score_mode
         self._shared_rng = _SharedRandom(self._rng, threading.Lock())
@@ -638,21 +719,37 @@ class OpenAIChatModel:
 
     # -- internals ------------------------------------------------------------------------------
     def _map(self, fn: Callable[[Any], T], items: list[Any]) -> list[T]:
-        if not items:
+        """``fn`` over ``items`` with up to the replicas' capacity in flight. The caller's thread is
+        one lane and each pool thread another; a lane takes the next item when its last is done,
+        so a batch costs one pool task per lane rather than one per item (a batch at concurrency 1
+        runs on the caller alone). After a failure no lane starts another item."""
+        n = len(items)
+        if n == 0:
             return []
-        if len(items) == 1:
+        if n == 1:
             return [fn(items[0])]
-        pool = self._pool()
-        futures: list[Future[T]] = [pool.submit(fn, x) for x in items[1:]]
-        out: list[T] = []
-        try:
-            out.append(fn(items[0]))
-            for f in futures:
-                out.append(f.result())
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+        out: list[Any] = [None] * n
+        taken = itertools.count()
+        errors: list[BaseException] = []
+
+        def lane() -> None:
+            while not errors:
+                i = next(taken)  # itertools.count is atomic under the GIL
+                if i >= n:
+                    return
+                try:
+                    out[i] = fn(items[i])
+                except BaseException as exc:
+                    errors.append(exc)
+                    raise
+
+        lanes = min(n, self.max_concurrency * len(self._endpoints))
+        pool = self._pool() if lanes > 1 else None
+        futures = [pool.submit(lane) for _ in range(lanes - 1)] if pool is not None else []
+        lane()  # raises at once if this lane's request fails
+        wait(futures, return_when=FIRST_EXCEPTION)  # all done, or one failed: the others stop after theirs
+        if errors:
+            raise errors[0]
         return out
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -704,14 +801,40 @@ class OpenAIChatModel:
         )
 
     def _call(self, route: str, payload: bytes, parse: Callable[[bytes], T]) -> T:
-        """POST ``payload`` to ``route`` on a replica, with retries (each attempt picks a replica)."""
+        """POST ``payload`` to ``route`` on a replica, with retries (each attempt picks a replica).
+
+        The first attempt runs here, outside the retry machinery (closures, the retry loop), which
+        most requests never need; its failure is handed to :meth:`_call_with_retries` as attempt 1,
+        so fault counting, the malformed-reply budget and the retry log see it as before."""
+        replicas = self._replicas
+        rep = replicas.acquire()
+        t0 = time.perf_counter()
+        try:
+            result = self._attempt(rep, route, payload, parse)
+        except _AttemptError as exc:
+            replicas.release(rep, failed=exc.retryable)
+            return self._call_with_retries(route, payload, parse, exc)
+        except BaseException:
+            replicas.release(rep, failed=True)
+            raise
+        u = getattr(result, "usage", None)
+        replicas.release(rep, failed=False, seconds=time.perf_counter() - t0,
+                         tokens=(u.prompt_tokens, u.completion_tokens) if isinstance(u, Usage) else (0, 0))
+        return result
+
+    def _call_with_retries(self, route: str, payload: bytes, parse: Callable[[bytes], T],
+                           first_error: _AttemptError) -> T:
         attempts = 0
         malformed = 0
         replicas = self._replicas
+        pending: _AttemptError | None = first_error
 
         def attempt() -> T:
-            nonlocal attempts
+            nonlocal attempts, pending
             attempts += 1
+            if pending is not None:  # attempt 1 already ran in _call
+                exc, pending = pending, None
+                raise exc
             rep = replicas.acquire()
             t0 = time.perf_counter()
             try:
@@ -794,25 +917,17 @@ class OpenAIChatModel:
     def _scrubbed(self, text: str) -> str:
         return _scrub(text, self._secrets())
 
-    # One persistent connection per worker thread and replica: keep-alive matters for HTTPS (a TLS
+    # One persistent connection per calling thread and replica: keep-alive matters for HTTPS (a TLS
     # handshake per request costs more than a short completion).
-    def _connection(self, rep: _Replica) -> tuple[http.client.HTTPConnection, bool]:
-        conns = getattr(self._local, "conns", None)
-        if conns is None:
+    def _connection(self, rep: _Replica) -> tuple[_Conn, bool]:
+        try:
+            conns = self._local.conns
+        except AttributeError:
             conns = self._local.conns = {}
         conn = conns.get(rep.index)
         if conn is not None:
             return conn, True
-        ep = rep.endpoint
-        if ep.scheme == "https":
-            conn = _HTTPSConnection(
-                ep.host, ep.port, timeout=self.connect_timeout_s, context=ssl.create_default_context()
-            )
-        else:
-            conn = _HTTPConnection(ep.host, ep.port, timeout=self.connect_timeout_s)
-        conn.connect()
-        if conn.sock is not None:
-            conn.sock.settimeout(self.read_timeout_s)
+        conn = _Conn(rep.endpoint, self.connect_timeout_s, self.read_timeout_s)
         conns[rep.index] = conn
         return conn, False
 
@@ -821,34 +936,45 @@ class OpenAIChatModel:
         for index in list(conns) if rep is None else [rep.index]:
             conn = conns.pop(index, None)
             if conn is not None:
-                with contextlib.suppress(OSError):
-                    conn.close()
+                conn.close()
 
-    def _headers(self, ep: _Endpoint) -> dict[str, str]:
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": "persona-lab",
-        }
+    def _head(self, rep: _Replica, route: str) -> bytes:
+        """The fixed part of a POST to ``route`` on ``rep`` (request line and headers), built once."""
+        head = self._heads.get((rep.index, route))
+        if head is None:
+            ep = rep.endpoint
+            host = f"[{ep.host}]" if ":" in ep.host else ep.host
+            if ep.port != (443 if ep.scheme == "https" else 80):
+                host = f"{host}:{ep.port}"
+            head = (
+                f"POST {ep.path}{route} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                "Accept: application/json\r\nUser-Agent: persona-lab\r\n"
+            ).encode("idna" if not host.isascii() else "ascii")
+            self._heads[(rep.index, route)] = head
+        return head
+
+    def _auth(self, ep: _Endpoint) -> bytes:
+        """The Authorization header line, read from the key now (the environment may change)."""
         key = self._api_key()
-        if key:
-            if ep.scheme == "http" and not ep.is_loopback and not self._warned_plaintext:
-                self._warned_plaintext = True
-                log.warning("%s: sending the API key over unencrypted http to %s", self.spec, ep.host)
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
+        if not key:
+            return b""
+        if ep.scheme == "http" and not ep.is_loopback and not self._warned_plaintext:
+            self._warned_plaintext = True
+            log.warning("%s: sending the API key over unencrypted http to %s", self.spec, ep.host)
+        if "\r" in key or "\n" in key or not key.isascii():
+            raise ConfigError(f"the API key in ${API_KEY_ENVS[0]} (or ${API_KEY_ENVS[1]}) has a line break "
+                              "or a non-ASCII character", hint="set it to the key alone")
+        return b"Authorization: Bearer " + key.encode("ascii") + b"\r\n"
 
-    def _send(self, rep: _Replica, route: str, payload: bytes) -> tuple[int, http.client.HTTPMessage, bytes]:
+    def _send(self, rep: _Replica, route: str, payload: bytes) -> tuple[int, dict[str, str], bytes]:
         """One HTTP exchange. A reused keep-alive connection that the server has closed is retried
         once at once on a fresh connection (that is not a failed attempt)."""
-        path = f"{rep.endpoint.path}{route}"
-        headers = self._headers(rep.endpoint)
+        request = b"".join((self._head(rep, route), self._auth(rep.endpoint),
+                            b"Content-Length: %d\r\n\r\n" % len(payload), payload))
         for _ in range(2):
             conn, reused = self._connection(rep)
             try:
-                conn.request("POST", path, body=payload, headers=headers)
-                resp = conn.getresponse()
-                raw = resp.read()
+                status, headers, raw, will_close = conn.exchange(request)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 self._drop_connection(rep)
                 if reused:
@@ -857,9 +983,9 @@ class OpenAIChatModel:
             except BaseException:
                 self._drop_connection(rep)
                 raise
-            if resp.will_close:
+            if will_close:
                 self._drop_connection(rep)
-            return resp.status, resp.msg, raw
+            return status, headers, raw
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempt(self, rep: _Replica, route: str, payload: bytes, parse: Callable[[bytes], T]) -> T:
@@ -887,7 +1013,7 @@ class OpenAIChatModel:
             return parse(raw)
         raise self._http_error(status, headers, raw)
 
-    def _http_error(self, status: int, headers: http.client.HTTPMessage, raw: bytes) -> _AttemptError:
+    def _http_error(self, status: int, headers: Mapping[str, str], raw: bytes) -> _AttemptError:
         detail = self._scrubbed(_error_snippet(raw)) or "(empty body)"
         message = f"server said: {detail}"
         if status == 429:
@@ -896,7 +1022,7 @@ class OpenAIChatModel:
                 message,
                 status=status,
                 retryable=True,
-                retry_after_s=_parse_retry_after(headers.get("Retry-After")),
+                retry_after_s=_parse_retry_after(headers.get("retry-after")),
                 hint="rate limited: lower the concurrency (max_concurrency) or retry later",
             )
         if status >= 500 or status in RETRYABLE_STATUS:
@@ -905,7 +1031,7 @@ class OpenAIChatModel:
                 message,
                 status=status,
                 retryable=True,
-                retry_after_s=_parse_retry_after(headers.get("Retry-After")),
+                retry_after_s=_parse_retry_after(headers.get("retry-after")),
                 hint="the server kept failing; check its logs (out of memory? model still loading?)",
             )
         if status in (401, 403):

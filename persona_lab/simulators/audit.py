@@ -46,22 +46,39 @@ def strip_delimiters(text: str) -> str:
     return _DELIM.sub("", text).strip()
 
 
-def _segments(text: str) -> list[str]:
-    parts = re.split(r"(?<=[.!?])\s+|\n+", text)
-    return [" ".join(p.lower().split()) for p in parts if len(p.split()) >= 2]
+def _segments_and_words(text: str) -> tuple[list[str], list[str]]:
+    """The sentences/lines of ``text`` with two words or more (lower-cased, whitespace normalized) and
+    all its words (lower-cased), in one pass. A segment ends at a line break or after a word ending
+    in ``.``, ``!`` or ``?``: what splitting the text at sentence punctuation followed by whitespace
+    and at line breaks gave, without a look-behind regex over every character (run summaries audit
+    every action)."""
+    segments: list[str] = []
+    words: list[str] = []
+    for line in text.split("\n"):
+        current: list[str] = []
+        for word in line.split():
+            low = word.lower()
+            current.append(low)
+            words.append(low)
+            if word[-1] in ".!?":
+                if len(current) >= 2:
+                    segments.append(" ".join(current))
+                current = []
+        if len(current) >= 2:
+            segments.append(" ".join(current))
+    return segments, words
 
 
 def is_degenerate(text: str, *, min_segments: int = 4, min_unique_ratio: float = 0.5, ngram: int = 4) -> bool:
     """Whether ``text`` loops: the same sentence/line again and again, or (for text without sentence
     breaks) mostly repeated word 4-grams. Short texts never count."""
-    segs = _segments(text)
+    segs, words = _segments_and_words(text)
     if len(segs) >= min_segments and len(set(segs)) / len(segs) < min_unique_ratio:
         return True
-    words = text.lower().split()
     if len(words) < 6 * ngram:
         return False
-    grams = [tuple(words[i:i + ngram]) for i in range(len(words) - ngram + 1)]
-    return len(set(grams)) / len(grams) < min_unique_ratio * 0.6
+    grams = set(zip(*(words[i:] for i in range(ngram))))  # every run of ngram consecutive words
+    return len(grams) / (len(words) - ngram + 1) < min_unique_ratio * 0.6
 
 
 @dataclass
