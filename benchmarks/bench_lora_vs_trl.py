@@ -263,11 +263,21 @@ def _summarize(runs: list[dict[str, Any]], methods: list[str], args: argparse.Na
             med[side] = {k: statistics.median(r[k] for r in rs) for k in ("peak_rss_bytes", "tokens_per_s",
                                                                            "process_wall_s")}
         ratio = {k: med["persona-lab"][k] / med["trl"][k] for k in med["trl"]}
-        ratios[method] = {"median": med, "ratio": ratio}
+        paired = {}  # per repeat: persona-lab / trl of that repeat, then the median over repeats
+        for k in ("peak_rss_bytes", "tokens_per_s"):
+            per_rep = []
+            for rep in sorted({r["repeat"] for r in runs}):
+                pair = {r["side"]: r[k] for r in runs if r["method"] == method and r["repeat"] == rep}
+                if "trl" in pair and "persona-lab" in pair:
+                    per_rep.append(pair["persona-lab"] / pair["trl"])
+            paired[k] = per_rep
+        ratios[method] = {"median": med, "ratio": ratio, "paired": paired}
         print(f"  {method}: peak RSS trl {med['trl']['peak_rss_bytes'] / 2**30:.2f} GiB, persona-lab "
               f"{med['persona-lab']['peak_rss_bytes'] / 2**30:.2f} GiB -> {ratio['peak_rss_bytes']:.2f}x; tokens/s "
               f"trl {med['trl']['tokens_per_s']:.1f}, persona-lab {med['persona-lab']['tokens_per_s']:.1f} -> "
               f"{ratio['tokens_per_s']:.2f}x; process wall {ratio['process_wall_s']:.2f}x")
+        print(f"    per-repeat paired ratios: peak RSS {', '.join(f'{x:.2f}' for x in paired['peak_rss_bytes'])}; "
+              f"tokens/s {', '.join(f'{x:.2f}' for x in paired['tokens_per_s'])}")
         for r in runs:
             if r["method"] == method and r["side"] not in ("trl", "persona-lab"):
                 print(f"    {r['side']} ({r['flags']}), one run: peak RSS {r['peak_rss_bytes'] / med['trl']['peak_rss_bytes']:.2f}x"
