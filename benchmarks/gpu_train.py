@@ -23,8 +23,8 @@ Settings:
 
 - ``trl-defaults``: TRL's own config defaults (batch 8, activation checkpointing on, bf16 autocast over
   fp32 weights), with a LoRA adapter r=8, alpha=16 on all linear layers;
-- ``persona-lab``: persona-lab's defaults (bf16 weights + autocast where the GPU has bf16, no
-  activation checkpointing), same batch and adapter, built through ``persona_lab.train``;
+- ``persona-lab``: persona-lab's defaults (bf16 weights + autocast where the device has native bf16,
+  activation checkpointing on as in TRL), same batch and adapter, built through ``persona_lab.train``;
 - ``persona-lab-2x-batch``: the same with twice the batch (16);
 - ``persona-lab-packed`` (SFT only, only when flash-attn is installed): packing + padding-free.
 
