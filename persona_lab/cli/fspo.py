@@ -88,6 +88,9 @@ def add_bench_parser(bsub: argparse._SubParsersAction) -> argparse.ArgumentParse
     q.add_argument("--steps", type=int, default=None, help="optimizer steps per adapter (default 200; quick 6)")
     q.add_argument("--eval-users", type=int, default=None, help="users evaluated per split (default 20; quick 3)")
     q.add_argument("--rows", nargs="+", default=None, help="subset of rows by label (default: all six)")
+    q.add_argument("--judge-free-text", action="store_true",
+                   help="let the judge reply in free text (parsed; unparseable replies counted) instead of "
+                        "restricting it to 1 or 2 where the backend offers it (hf)")
     q.add_argument("--judge", default=None,
                    help="pairwise LLM judge reported beside the checkers (order-swapped, told the user's "
                         "description; Cohen's kappa vs the checkers): a backend spec such as hf:smollm2-135m, "
@@ -108,6 +111,8 @@ def run_bench(args: argparse.Namespace) -> int:
     cfg = quick_config(args.out, args.base) if args.quick else FSPOBenchConfig(out=args.out, base=args.base)
     changes = {k: v for k, v in (("shots", args.shots), ("steps", args.steps), ("eval_users", args.eval_users),
                                  ("judge", args.judge)) if v is not None}
+    if args.judge_free_text:
+        changes["judge_constrained"] = False
     if changes:
         cfg = dataclasses.replace(cfg, **changes)
     if cfg.judge_spec is not None:  # a bad judge spec fails now, not after the adapters are trained

@@ -87,6 +87,9 @@ class FSPOBenchConfig:
     judge: str = field(default="auto", metadata={"help": "pairwise LLM judge beside the checkers: a backend spec, "
                                                      "'none', or 'auto' (none for the scripted base, else hf:<base>)"})
     judge_max_new_tokens: int = field(default=8, metadata={"help": "judge reply budget (it must start with 1 or 2)"})
+    judge_constrained: bool = field(default=True, metadata={
+        "help": "restrict the judge's reply to 1 or 2 where the backend offers it (hf; as persona-lab's LLM users' "
+                "verdicts), else free text parsed (a reply not starting with 1 or 2 is counted as unparsed)"})
 
     @property
     def scripted(self) -> bool:
@@ -283,13 +286,20 @@ def judge_outcome(first: int | None, second: int | None) -> str | None:
 def judge_row(cfg: FSPOBenchConfig, label: str, records: dict[str, list[dict[str, Any]]],
               base: dict[str, list[dict[str, Any]]], data: F.FSPOData, model: Any, spec: str) -> list[dict[str, Any]]:
     """The judge's verdicts on a row's items (every split), beside the checkers'. Verdicts cached in
-    ``answers/<row>/judge-<spec>.jsonl`` are reused while both answers are unchanged; ``model`` is only
-    called for the rest (in one batch)."""
+    ``answers/<row>/judge-<spec>-<mode>.jsonl`` are reused while both answers are unchanged; ``model`` is
+    only called for the rest (in one batch). Mode ``constrained``: replies restricted to 1 or 2 by the
+    backend (``cfg.judge_constrained`` and a backend that offers it); ``free``: free text, parsed."""
     from persona_lab.models.base import ChatRequest, GenerationParams
 
     users = {u.id: u for u in data.users}
     questions = {q.id: q.text for q in F.load_questions()}
-    path = Path(cfg.out) / "answers" / _slug(label) / f"judge-{_slug(spec)}.jsonl"
+    from persona_lab.models.decoding import GUIDED_CHOICE, choice_params, extras
+
+    params = GenerationParams(max_new_tokens=cfg.judge_max_new_tokens)
+    if cfg.judge_constrained:
+        params = choice_params(params, ("1", "2"), model)
+    mode = "constrained" if GUIDED_CHOICE in extras(params) else "free"
+    path = Path(cfg.out) / "answers" / _slug(label) / f"judge-{_slug(spec)}-{mode}.jsonl"
     cached: dict[tuple[str, str], dict[str, Any]] = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -311,7 +321,6 @@ def judge_row(cfg: FSPOBenchConfig, label: str, records: dict[str, list[dict[str
             items.append(item)
     todo = [it for it in items if "replies" not in it]
     if todo:
-        params = GenerationParams(max_new_tokens=cfg.judge_max_new_tokens)
         requests = []
         for it in todo:
             user = users[it["key"].split("/", 1)[0]]
@@ -326,6 +335,7 @@ def judge_row(cfg: FSPOBenchConfig, label: str, records: dict[str, list[dict[str
     for it in items:
         it["picks"] = [F.parse_choice(t) for t in it["replies"]]
         it["judge"] = judge_outcome(*it["picks"])
+        it["mode"] = mode
     if todo:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, "".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items))
@@ -500,21 +510,16 @@ def run_fspo_bench(cfg: FSPOBenchConfig, *, rows: tuple[FSPORow, ...] = ROWS, tr
 def run_judge(cfg: FSPOBenchConfig, rows: tuple[FSPORow, ...], answers: dict[str, dict[str, list[dict[str, Any]]]],
               data: F.FSPOData, spec: str, model: Any, on_log: Callable[[str], None]) -> dict[str, Any]:
     """The judge column: every row but the base judged against the base, per split and pooled."""
+    if model is None:  # opening is cheap: backends load their weights at the first call
+        from persona_lab.models import open_chat_model
 
-    class _Lazy:  # opens the judge only when some verdict is not cached
-        def generate(self, requests: Any) -> Any:
-            nonlocal model
-            if model is None:
-                from persona_lab.models import open_chat_model
-
-                model = open_chat_model(spec)
-            return model.generate(requests)
-
+        model = open_chat_model(spec)
     base = answers[rows[0].label]
     out: dict[str, Any] = {"spec": spec, "rows": {}}
     every: list[dict[str, Any]] = []
     for row in rows[1:]:
-        items = judge_row(cfg, row.label, answers[row.label], base, data, _Lazy(), spec)
+        items = judge_row(cfg, row.label, answers[row.label], base, data, model, spec)
+        out["mode"] = items[0]["mode"] if items else None
         every += items
         out["rows"][row.label] = {"splits": {s: judge_summary([i for i in items if i["split"] == s], seed=cfg.seed)
                                              for s in F.SPLITS},
@@ -555,10 +560,11 @@ def markdown(results: dict[str, Any]) -> str:
 def judge_markdown(judge: dict[str, Any]) -> list[str]:
     """The judge table: its win rate per split beside the checkers' verdicts, and its agreement."""
     lines = [
-        f"LLM judge `{judge['spec']}` (pairwise, told the user's description, asked twice with the order swapped: "
-        "both orders for the row = win, both for the base = loss, split = tie). Win rate over the items whose "
-        "two replies both parsed (n); unparsed = items with a reply not starting with 1 or 2 (counted, not "
-        "scored). Agreement and Cohen's kappa: the judge's win/tie/loss vs the checkers' on the same items.",
+        f"LLM judge `{judge['spec']}` ({judge.get('mode') or 'free'} replies; pairwise, told the user's description, "
+        "asked twice with the order swapped: both orders for the row = win, both for the base = loss, split = tie). "
+        "Win rate over the items whose two replies both parsed (n); unparsed = items with a reply not starting "
+        "with 1 or 2 (counted, not scored). Agreement and Cohen's kappa: the judge's win/tie/loss vs the "
+        "checkers' on the same items.",
         "",
         "| row | " + " | ".join(f"{s} judge win rate [95% CI] (n)" for s in F.SPLITS)
         + " | unparsed | agreement | kappa [95% CI] | orders agree | picks Response 1 |",

@@ -129,3 +129,18 @@ def test_judge_spec_defaults_and_bad_specs() -> None:
     assert B.FSPOBenchConfig(out="x", base="smollm2-135m").judge_spec == "hf:smollm2-135m"
     assert B.FSPOBenchConfig(out="x", base="smollm2-135m", judge="none").judge_spec is None
     assert main(["bench", "fspo", "--base", "scripted", "--judge", "scripted", "--out", "unused"]) == 2
+
+
+@pytest.mark.parametrize("constrained", [True, False])
+def test_judge_reply_is_restricted_to_1_or_2_where_the_backend_offers_it(tmp_path: Path, constrained: bool) -> None:
+    from persona_lab.models.decoding import GUIDED_CHOICE, extras
+    from persona_lab.testing import FakeChatModel
+
+    model = FakeChatModel("2")
+    model.guided_decoding = True  # type: ignore[attr-defined]  # as the hf backend offers it
+    cfg = dataclasses.replace(B.quick_config(str(tmp_path / "b"), "scripted"), eval_users=1, judge="fake:j",
+                              judge_constrained=constrained)
+    judge = B.run_fspo_bench(cfg, judge_model=model)["judge"]
+    assert judge["mode"] == ("constrained" if constrained else "free")
+    assert all((extras(r.params).get(GUIDED_CHOICE) == ["1", "2"]) is constrained for r in model.requests)
+    assert judge["pooled"]["ties"] == judge["pooled"]["judged"] > 0  # "2" in both orders: position, a tie
