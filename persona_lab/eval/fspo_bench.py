@@ -579,10 +579,15 @@ def judge_markdown(judge: dict[str, Any]) -> list[str]:
                          f"{w['win_rate']:.2f} [{w['ci_low']:.2f}, {w['ci_high']:.2f}] (n={w['judged']})")
         p = row["pooled"]
         lo, hi = p["kappa_ci"]
-        cells += [f"{p['unparsed']} of {p['n']}", f"{p['agreement']:.2f}", f"{p['kappa']:.2f} [{lo:.2f}, {hi:.2f}]",
-                  f"{p['position_consistency']:.2f}", f"{p['first_position_rate']:.2f}"]
+        kappa = "undefined" if p["kappa"] != p["kappa"] else f"{p['kappa']:.2f} [{lo:.2f}, {hi:.2f}]"  # NaN
+        cells += [f"{p['unparsed']} of {p['n']}", _num(p["agreement"]), kappa, _num(p["position_consistency"]),
+                  _num(p["first_position_rate"])]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _num(x: float) -> str:
+    return "–" if x != x else f"{x:.2f}"  # NaN: nothing to report (e.g. no parsed reply)
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
