@@ -29,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     q = bsub.add_parser("prelude", help="every agent × both edit tasks × seeds, with 95%% CIs, a table and plots")
     q.add_argument("--out", default="results/prelude", help="results folder (default results/prelude)")
     q.add_argument("--backend", default="scripted", help="model backend (default: scripted)")
+    q.add_argument("--user", choices=["scripted", "llm"], default=None,
+                   help="simulated user kind (default: llm when --backend is a model, else scripted)")
     q.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
     q.add_argument("--rounds", type=positive_int, default=200, help="rounds per run (default 200)")
     q.add_argument("--tasks", nargs="+", default=["summarization", "email"], choices=["summarization", "email"])
@@ -79,7 +81,8 @@ def run_prelude(args: argparse.Namespace) -> int:
         env_kwargs["noise"] = args.noise
     rounds = QUICK_ROUNDS if args.quick else args.rounds
     cfg = BenchConfig(out=args.out, tasks=tuple(args.tasks), agents=tuple(variants), seeds=tuple(args.seeds),
-                      rounds=rounds, backend=args.backend, population=args.population, env_kwargs=env_kwargs)
+                      rounds=rounds, backend=args.backend, user=args.user, population=args.population,
+                      env_kwargs=env_kwargs)
     total = len(cfg.tasks) * len(cfg.agents) * len(cfg.seeds) * rounds
     err = Console(stderr=True)
     stop = threading.Event()

@@ -88,6 +88,13 @@ def add_bench_parser(bsub: argparse._SubParsersAction) -> argparse.ArgumentParse
     q.add_argument("--steps", type=int, default=None, help="optimizer steps per adapter (default 200; quick 6)")
     q.add_argument("--eval-users", type=int, default=None, help="users evaluated per split (default 20; quick 3)")
     q.add_argument("--rows", nargs="+", default=None, help="subset of rows by label (default: all six)")
+    q.add_argument("--judge-free-text", action="store_true",
+                   help="let the judge reply in free text (parsed; unparseable replies counted) instead of "
+                        "restricting it to 1 or 2 where the backend offers it (hf)")
+    q.add_argument("--judge", default=None,
+                   help="pairwise LLM judge reported beside the checkers (order-swapped, told the user's "
+                        "description; Cohen's kappa vs the checkers): a backend spec such as hf:smollm2-135m, "
+                        "or 'none' (default: none for --base scripted, else the base model hf:<base>)")
     q.set_defaults(func=run_bench)
     return q
 
@@ -102,10 +109,16 @@ def run_bench(args: argparse.Namespace) -> int:
     from persona_lab.train.fspo import DEFAULT_BETA
 
     cfg = quick_config(args.out, args.base) if args.quick else FSPOBenchConfig(out=args.out, base=args.base)
-    changes = {k: v for k, v in (("shots", args.shots), ("steps", args.steps), ("eval_users", args.eval_users))
-               if v is not None}
+    changes = {k: v for k, v in (("shots", args.shots), ("steps", args.steps), ("eval_users", args.eval_users),
+                                 ("judge", args.judge)) if v is not None}
+    if args.judge_free_text:
+        changes["judge_constrained"] = False
     if changes:
         cfg = dataclasses.replace(cfg, **changes)
+    if cfg.judge_spec is not None:  # a bad judge spec fails now, not after the adapters are trained
+        from persona_lab.models.registry import create_backend
+
+        create_backend(cfg.judge_spec)
     rows = ROWS
     if args.rows:
         known = {r.label: r for r in ROWS}

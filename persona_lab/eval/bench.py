@@ -59,6 +59,8 @@ class BenchConfig:
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "one run per seed"})
     rounds: int = field(default=200, metadata={"help": "rounds per run (T)"})
     backend: str = field(default="scripted", metadata={"help": "model backend spec"})
+    user: str | None = field(default=None, metadata={"help": "simulated user kind: scripted or llm (default: the "
+                                                             "runner's, llm when the backend is a model)"})
     population: str = field(default="prelude", metadata={"help": "population"})
     env_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"help": "extra env kwargs (effort, noise)"})
     last_n: int = field(default=100, metadata={"help": "accuracy is reported over the last n rounds"})
@@ -79,7 +81,7 @@ def run_bench(cfg: BenchConfig, *, concurrency: int = 2, cache: bool = True, cac
     def one(job: tuple[str, AgentVariant, int]) -> tuple[str, str, int, float]:
         task, variant, seed = job
         run_dir = out / "runs" / task / variant.label / f"seed-{seed}"
-        rc = RunConfig(env_id=TASK_ENVS[task], agent=variant.agent, backend=cfg.backend, seed=seed,
+        rc = RunConfig(env_id=TASK_ENVS[task], agent=variant.agent, backend=cfg.backend, user=cfg.user, seed=seed,
                        rounds=cfg.rounds, env_kwargs={"population": cfg.population, **cfg.env_kwargs},
                        agent_kwargs=dict(variant.kwargs))
         summary_path = run_dir / "summary.json"
@@ -129,7 +131,8 @@ def collect(cfg: BenchConfig, walls: Sequence[tuple[str, str, int, float]]) -> d
     encoder = None
     results: dict[str, Any] = {"config": {
         "tasks": list(cfg.tasks), "agents": [v.label for v in cfg.agents], "seeds": list(cfg.seeds),
-        "rounds": cfg.rounds, "backend": cfg.backend, "population": cfg.population, "env_kwargs": cfg.env_kwargs,
+        "rounds": cfg.rounds, "backend": cfg.backend, "user": cfg.user, "population": cfg.population,
+        "env_kwargs": cfg.env_kwargs,
         "last_n": cfg.last_n}, "tasks": {}}
     for task in cfg.tasks:
         rows: dict[str, Any] = {}
@@ -197,7 +200,7 @@ def markdown_table(results: dict[str, Any]) -> str:
     cfg = results["config"]
     lines = [
         f"Cumulative edit cost over {cfg['rounds']} rounds, mean [95% CI, clipped at 0] over seeds {cfg['seeds']} "
-        f"(backend `{cfg['backend']}`, population `{cfg['population']}`, env kwargs {cfg['env_kwargs'] or '{}'}); "
+        f"(backend `{cfg['backend']}`{', user ' + cfg['user'] if cfg.get('user') else ''}, population `{cfg['population']}`, env kwargs {cfg['env_kwargs'] or '{}'}); "
         f"preference accuracy / recall over the last {min(cfg['last_n'], cfg['rounds'])} rounds; "
         "n = complete runs (seeds) per cell.",
         "",

@@ -14,6 +14,12 @@ Steps (each cached in ``out`` and skipped when already done, so a killed bench r
    checkers satisfied, and, for the adapters, the implicit-reward **pair accuracy and margin** on the
    held-out pairs (h = Δ log-ratio chosen − Δ log-ratio rejected, summed, in nats; accuracy: h > 0),
    which stays informative where the win rate is underpowered.
+5. ``answers/<row>/judge-<spec>.jsonl``: an LLM judge's verdict beside the checkers' (FSPO's
+   judged evaluation, reported beside the judge-free one): given the user's description, the question
+   and the row's and the base's answers, it names the one the user would prefer, asked twice with the
+   order swapped; both orders for the row = win, both for the base = loss, split = tie (position
+   bias). Unparseable replies are counted, never mapped. Agreement with the checkers' win/tie/loss on
+   the same items is reported as Cohen's kappa.
 
 Rows: zero-shot (the base model, the reference), few-shot prompting (same context, no training),
 oracle (the true description in the prompt), FSPO-DPO, FSPO-IPO, FSPO-DPO + description.
@@ -78,10 +84,25 @@ class FSPOBenchConfig:
     pair_splits: tuple[str, ...] = field(default=F.SPLITS, metadata={"help": "user splits of the pair accuracy"})
     pair_users: int = field(default=20, metadata={"help": "users per split of the pair accuracy (one item each "
                                                           "beyond eval_users' items)"})
+    judge: str = field(default="auto", metadata={"help": "pairwise LLM judge beside the checkers: a backend spec, "
+                                                     "'none', or 'auto' (none for the scripted base, else hf:<base>)"})
+    judge_max_new_tokens: int = field(default=8, metadata={"help": "judge reply budget (it must start with 1 or 2)"})
+    judge_constrained: bool = field(default=True, metadata={
+        "help": "restrict the judge's reply to 1 or 2 where the backend offers it (hf; as persona-lab's LLM users' "
+                "verdicts), else free text parsed (a reply not starting with 1 or 2 is counted as unparsed)"})
 
     @property
     def scripted(self) -> bool:
         return self.base == "scripted"
+
+    @property
+    def judge_spec(self) -> str | None:
+        """The judge backend, ``None`` for no judge column."""
+        if self.judge == "none":
+            return None
+        if self.judge == "auto":
+            return None if self.scripted else f"hf:{self.base}"
+        return self.judge
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -242,6 +263,113 @@ def win_rate(rows: list[dict[str, Any]], base: list[dict[str, Any]]) -> dict[str
             "wins": wins, "ties": ties}
 
 
+# --- the LLM judge beside the checkers ---------------------------------------------------------------
+
+OUTCOMES = ("win", "tie", "loss")
+
+
+def checker_outcome(satisfied: int, base_satisfied: int) -> str:
+    """The checkers' verdict on an item: the row's answer vs the base's, by checkers satisfied."""
+    return "win" if satisfied > base_satisfied else "loss" if satisfied < base_satisfied else "tie"
+
+
+def judge_outcome(first: int | None, second: int | None) -> str | None:
+    """The order-swapped judge's verdict: ``first`` is its pick with the row's answer as Response 1,
+    ``second`` with the row's answer as Response 2. Both for the row: win; both for the base: loss;
+    one each (the judge followed the position): tie; an unparseable reply in either order: ``None``."""
+    if first is None or second is None:
+        return None
+    row_first, row_second = first == 1, second == 2
+    return "win" if row_first and row_second else "loss" if not (row_first or row_second) else "tie"
+
+
+def judge_row(cfg: FSPOBenchConfig, label: str, records: dict[str, list[dict[str, Any]]],
+              base: dict[str, list[dict[str, Any]]], data: F.FSPOData, model: Any, spec: str) -> list[dict[str, Any]]:
+    """The judge's verdicts on a row's items (every split), beside the checkers'. Verdicts cached in
+    ``answers/<row>/judge-<spec>-<mode>.jsonl`` are reused while both answers are unchanged; ``model`` is
+    only called for the rest (in one batch). Mode ``constrained``: replies restricted to 1 or 2 by the
+    backend (``cfg.judge_constrained`` and a backend that offers it); ``free``: free text, parsed."""
+    from persona_lab.models.base import ChatRequest, GenerationParams
+
+    users = {u.id: u for u in data.users}
+    questions = {q.id: q.text for q in F.load_questions()}
+    from persona_lab.models.decoding import GUIDED_CHOICE, choice_params, extras
+
+    params = GenerationParams(max_new_tokens=cfg.judge_max_new_tokens)
+    if cfg.judge_constrained:
+        params = choice_params(params, ("1", "2"), model)
+    mode = "constrained" if GUIDED_CHOICE in extras(params) else "free"
+    path = Path(cfg.out) / "answers" / _slug(label) / f"judge-{_slug(spec)}-{mode}.jsonl"
+    cached: dict[tuple[str, str], dict[str, Any]] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                d = json.loads(line)
+                cached[(d["split"], d["key"])] = d
+    items: list[dict[str, Any]] = []
+    for split, recs in records.items():
+        base_by_key = {b["key"]: b for b in base[split]}
+        for r in recs:
+            b = base_by_key.get(r["key"])
+            if b is None:
+                continue
+            item = {"split": split, "key": r["key"], "answer": r["answer"], "base_answer": b["answer"],
+                    "checker": checker_outcome(r["satisfied"], b["satisfied"])}
+            old = cached.get((split, r["key"]))
+            if old and old["answer"] == item["answer"] and old["base_answer"] == item["base_answer"]:
+                item.update(replies=old["replies"])
+            items.append(item)
+    todo = [it for it in items if "replies" not in it]
+    if todo:
+        requests = []
+        for it in todo:
+            user = users[it["key"].split("/", 1)[0]]
+            question = questions.get(it["key"].split("/", 1)[1], "")
+            requests += [ChatRequest.of(F.pairwise_judge_messages(user.description, question, it["answer"],
+                                                                  it["base_answer"]), params),
+                         ChatRequest.of(F.pairwise_judge_messages(user.description, question, it["base_answer"],
+                                                                  it["answer"]), params)]
+        texts = [c.text for c in model.generate(requests)]
+        for i, it in enumerate(todo):
+            it["replies"] = texts[2 * i : 2 * i + 2]
+    for it in items:
+        it["picks"] = [F.parse_choice(t) for t in it["replies"]]
+        it["judge"] = judge_outcome(*it["picks"])
+        it["mode"] = mode
+    if todo:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, "".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items))
+    return items
+
+
+def judge_summary(items: list[dict[str, Any]], *, seed: int = 0) -> dict[str, Any]:
+    """The judge's win rate (Wilson 95%) on the items it judged, the unparseable ones counted apart,
+    and its agreement with the checkers' win/tie/loss: raw agreement, Cohen's kappa (NaN when
+    undefined) with a bootstrap 95% interval, the confusion counts, how often the two orders agreed
+    (position consistency) and how often it picked Response 1 (position bias)."""
+    from persona_lab.eval.calibrate import bootstrap_ci, cohen_kappa
+
+    judged = [it for it in items if it["judge"] is not None]
+    replies = [p for it in items for p in it["picks"] if p is not None]
+    out: dict[str, Any] = {"n": len(items), "judged": len(judged), "unparsed": len(items) - len(judged),
+                           "unparsed_replies": sum(p is None for it in items for p in it["picks"]),
+                           "first_position_rate": replies.count(1) / len(replies) if replies else float("nan")}
+    wins = sum(it["judge"] == "win" for it in judged)
+    ties = sum(it["judge"] == "tie" for it in judged)
+    score = wins + 0.5 * ties
+    low, high = wilson_interval(score, len(judged)) if judged else (float("nan"), float("nan"))  # type: ignore[arg-type]
+    out.update(win_rate=score / len(judged) if judged else float("nan"), ci_low=low, ci_high=high, wins=wins, ties=ties)
+    checker = [it["checker"] for it in judged]
+    judge = [it["judge"] for it in judged]
+    out["position_consistency"] = (len(judged) - ties) / len(judged) if judged else float("nan")
+    out["agreement"] = sum(a == b for a, b in zip(checker, judge)) / len(judged) if judged else float("nan")
+    out["kappa"] = cohen_kappa(checker, judge) if judged else float("nan")
+    out["kappa_ci"] = list(bootstrap_ci(checker, judge, cohen_kappa, seed=seed)) if judged else [float("nan")] * 2
+    out["confusion"] = {f"checker {c} / judge {j}": sum(a == c and b == j for a, b in zip(checker, judge))
+                        for c in OUTCOMES for j in OUTCOMES}
+    return out
+
+
 def _completion_logp(model: Any, tokenizer: Any, prompt: Any, completion: Any) -> float:
     """Summed log-probability of the completion's tokens after the prompt (chat template when the
     row is conversational, raw text otherwise), as TRL scores them."""
@@ -314,13 +442,15 @@ def pair_stats(cfg: FSPOBenchConfig, data: F.FSPOData, adapter: Path, descriptio
 
 
 def run_fspo_bench(cfg: FSPOBenchConfig, *, rows: tuple[FSPORow, ...] = ROWS, train: TrainFn | None = None,
-                   betas: dict[str, float] | None = None,
+                   betas: dict[str, float] | None = None, judge_model: Any = None,
                    on_log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Every step of the bench (resumable); returns and writes the results.
 
     Args:
         train: trains a missing adapter (needed unless the base is scripted or the adapters exist).
         betas: β per loss for the pair margins (``{"dpo": 0.1, "ipo": 0.5}`` by default).
+        judge_model: the ChatModel of the judge column (default: opened from ``cfg.judge_spec`` when
+            some verdict is not cached; no judge column when the spec is ``None``).
     """
     betas = betas or {"dpo": 0.1, "ipo": 0.5}
     out = Path(cfg.out)
@@ -367,11 +497,36 @@ def run_fspo_bench(cfg: FSPOBenchConfig, *, rows: tuple[FSPORow, ...] = ROWS, tr
         if row.label in pairs:
             entry["pairs"] = pairs[row.label]
         results["rows"][row.label] = entry
+    spec = cfg.judge_spec
+    if spec is not None:
+        results["judge"] = run_judge(cfg, active, answers, data, spec, judge_model, on_log)
     results["wall_s"] = round(time.perf_counter() - start, 1)
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", markdown(results))
     plot(results, out / "win_rates.png")
     return results
+
+
+def run_judge(cfg: FSPOBenchConfig, rows: tuple[FSPORow, ...], answers: dict[str, dict[str, list[dict[str, Any]]]],
+              data: F.FSPOData, spec: str, model: Any, on_log: Callable[[str], None]) -> dict[str, Any]:
+    """The judge column: every row but the base judged against the base, per split and pooled."""
+    if model is None:  # opening is cheap: backends load their weights at the first call
+        from persona_lab.models import open_chat_model
+
+        model = open_chat_model(spec)
+    base = answers[rows[0].label]
+    out: dict[str, Any] = {"spec": spec, "rows": {}}
+    every: list[dict[str, Any]] = []
+    for row in rows[1:]:
+        items = judge_row(cfg, row.label, answers[row.label], base, data, model, spec)
+        out["mode"] = items[0]["mode"] if items else None
+        every += items
+        out["rows"][row.label] = {"splits": {s: judge_summary([i for i in items if i["split"] == s], seed=cfg.seed)
+                                             for s in F.SPLITS},
+                                  "pooled": judge_summary(items, seed=cfg.seed)}
+        on_log(f"judged {row.label}: {out['rows'][row.label]['pooled']['judged']} of {len(items)} items parsed")
+    out["pooled"] = judge_summary(every, seed=cfg.seed)
+    return out
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -395,9 +550,44 @@ def markdown(results: dict[str, Any]) -> str:
         p = row.get("pairs", {}).get("heldout")
         cells.append(f"{p['accuracy']:.2f} / {p['margin']:+.3f}" if p else "–")
         lines.append("| " + " | ".join(cells) + " |")
+    if "judge" in results:
+        lines += ["", *judge_markdown(results["judge"])]
     if results.get("skipped_rows"):
         lines += ["", f"Not run with the scripted base (no weights to train): {', '.join(results['skipped_rows'])}."]
     return "\n".join(lines) + "\n"
+
+
+def judge_markdown(judge: dict[str, Any]) -> list[str]:
+    """The judge table: its win rate per split beside the checkers' verdicts, and its agreement."""
+    lines = [
+        f"LLM judge `{judge['spec']}` ({judge.get('mode') or 'free'} replies; pairwise, told the user's description, "
+        "asked twice with the order swapped: both orders for the row = win, both for the base = loss, split = tie). "
+        "Win rate over the items whose two replies both parsed (n); unparsed = items with a reply not starting "
+        "with 1 or 2 (counted, not scored). Agreement and Cohen's kappa: the judge's win/tie/loss vs the "
+        "checkers' on the same items.",
+        "",
+        "| row | " + " | ".join(f"{s} judge win rate [95% CI] (n)" for s in F.SPLITS)
+        + " | unparsed | agreement | kappa [95% CI] | orders agree | picks Response 1 |",
+        "| --- |" + " --- |" * len(F.SPLITS) + " --- | --- | --- | --- | --- |",
+    ]
+    entries = [*judge["rows"].items(), ("all rows pooled", {"pooled": judge["pooled"]})]
+    for label, row in entries:
+        cells = [label]
+        for s in F.SPLITS:
+            w = row.get("splits", {}).get(s)
+            cells.append("–" if w is None or not w["judged"] else
+                         f"{w['win_rate']:.2f} [{w['ci_low']:.2f}, {w['ci_high']:.2f}] (n={w['judged']})")
+        p = row["pooled"]
+        lo, hi = p["kappa_ci"]
+        kappa = "undefined" if p["kappa"] != p["kappa"] else f"{p['kappa']:.2f} [{lo:.2f}, {hi:.2f}]"  # NaN
+        cells += [f"{p['unparsed']} of {p['n']}", _num(p["agreement"]), kappa, _num(p["position_consistency"]),
+                  _num(p["first_position_rate"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _num(x: float) -> str:
+    return "–" if x != x else f"{x:.2f}"  # NaN: nothing to report (e.g. no parsed reply)
 
 
 def plot(results: dict[str, Any], path: Path) -> None:

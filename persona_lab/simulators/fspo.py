@@ -749,6 +749,30 @@ def parse_yes_no(text: str) -> bool | None:
     return True if words[0] == "yes" else False if words[0] == "no" else None
 
 
+def pairwise_judge_messages(description: str, question: str, first: str, second: str) -> list[dict[str, str]]:
+    """The pairwise judge's prompt: the user's description, the question and two answers labelled
+    Response 1 and Response 2; reply with the number of the one this user would prefer. The bench
+    asks it twice with the answers swapped, so a judge that always names one position scores ties."""
+    return [
+        {"role": "system", "content": "You compare two answers for a particular user and pick the one they would prefer."},
+        {"role": "user", "content": (
+            f"The user's preferences about how answers are written:\n{description}\n\n"
+            f"Question:\n{question}\n\n# Response 1\n{first}\n\n# Response 2\n{second}\n\n"
+            "Which response follows this user's preferences better? Reply with 1 or 2 first."
+        )},
+    ]
+
+
+_CHOICE_RE = re.compile(r"^\W*(?:(?:response|answer|option)\s*#?\s*)?([12])(?![\d.,]\d)\b")
+
+
+def parse_choice(text: str) -> int | None:
+    """1 or 2 for a reply that starts with it (``2``, ``Response 1.``, ``**2**``), else ``None``: an
+    unparseable reply is a failure to judge, never mapped to either answer."""
+    m = _CHOICE_RE.match(text.strip().lower())
+    return int(m[1]) if m else None
+
+
 class LLMJudgeUser(CheckerUser):
     """The checkers still give the verdict that is the reward; an LLM judge told the user's description
     adds its yes/no beside it (unparseable replies are recorded as ``None``: a failure to judge, never

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from persona_lab.agents import Transition, create_agent
 from persona_lab.eval.runner import RunConfig, Runner
 from persona_lab.simulators import fspo as F
@@ -40,3 +42,22 @@ def test_scripted_fspo_agent_learns_in_the_runner(tmp_path: Path) -> None:
         result = Runner(cfg, tmp_path / agent, cache=False).run()
         costs[agent] = float(result.summary["metrics"]["episode/cost"])
     assert costs["fspo"] < 0.8 * costs["no-learning"], costs
+
+
+def test_bench_prelude_runs_a_model_agent_against_the_scripted_user(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from persona_lab.eval.bench import AgentVariant, BenchConfig, markdown_table, run_bench
+    from persona_lab.models import embeddings
+
+    real = embeddings.open_encoder
+    monkeypatch.setattr(embeddings, "open_encoder", lambda _name: real("tfidf"))  # no minilm load in a unit test
+
+    cfg = BenchConfig(out=str(tmp_path), tasks=("email",), seeds=(0,), rounds=2, backend="fake", user="scripted",
+                      agents=(AgentVariant("fspo-3", "fspo", {"k": 3, "encoder": "tfidf"}),))
+    results = run_bench(cfg, concurrency=1, cache=False)
+    run = json.loads((tmp_path / "runs" / "email" / "fspo-3" / "seed-0" / "config.json").read_text())
+    assert run["config"]["user"] == "scripted" and run["config"]["backend"] == "fake"
+    assert "user scripted" in markdown_table(results)
+    assert results["tasks"]["email"]["fspo-3"]["n"] == 1
