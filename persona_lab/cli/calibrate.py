@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 from pathlib import Path
 
 from rich.console import Console
@@ -15,7 +16,7 @@ from persona_lab.cli.common import add_cache_args, open_model
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="measure an LLM user against the scripted user on the same items")
-    p.add_argument("env_id", help="an edit world or the marketplace, e.g. persona_lab/EditEmail-v0")
+    p.add_argument("env_id", help="an edit world, Marketplace-v0, Persuasion-v0 or FollowUp-v0, e.g. persona_lab/EditEmail-v0")
     p.add_argument("--user-backend", required=True, help="the LLM user's backend, e.g. hf:smollm2-135m")
     p.add_argument("--limit", type=int, default=20, help="items to probe (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of users, documents and bootstrap (default 0)")
@@ -38,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     model = with_gen(open_model(args, args.user_backend), settings)
     result = calibrate(args.env_id, model, limit=args.limit, seed=args.seed)
     result["user_gen"] = settings.to_dict()
+    if getattr(args, "argv", None):
+        result["command"] = "persona-lab " + shlex.join(args.argv)
     print_calibration(result, Console())
     if not args.no_cache:
         save_calibration(result, args.cache_dir)  # `run` with this LLM user prints it beside its results
@@ -47,12 +50,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_calibration(r: dict, console: Console) -> None:
-    t = Table(title=f"calibration · {r['env_id']} · LLM user {r['user_backend']} vs scripted · {r['items']} items")
+    measure = f" · {r['measure']}" if r.get("measure") else ""
+    t = Table(title=f"calibration · {r['env_id']} · LLM user {r['user_backend']} vs scripted · {r['items']} items{measure}")
     t.add_column("measure")
     t.add_column("value", justify="right")
     t.add_column("95% CI (bootstrap)", justify="right")
     t.add_row("agreement", _fmt(r["agreement"]), f"[{_fmt(r['agreement_ci'][0])}, {_fmt(r['agreement_ci'][1])}]")
     t.add_row("Cohen's kappa", _fmt(r["kappa"]), f"[{_fmt(r['kappa_ci'][0])}, {_fmt(r['kappa_ci'][1])}]")
+    if "donated" in r:
+        d = r["donated"]
+        t.add_row("donated-or-not agreement", _fmt(d["agreement"]),
+                  f"[{_fmt(d['agreement_ci'][0])}, {_fmt(d['agreement_ci'][1])}]")
+        t.add_row("donated-or-not Cohen's kappa", _fmt(d["kappa"]), f"[{_fmt(d['kappa_ci'][0])}, {_fmt(d['kappa_ci'][1])}]")
     if "llm_positive_rate" in r:
         t.add_row("accept rate: scripted / LLM", f"{_fmt(r['scripted_positive_rate'])} / {_fmt(r['llm_positive_rate'])}", "")
     if "llm_share_A" in r:
@@ -65,3 +74,5 @@ def print_calibration(r: dict, console: Console) -> None:
         t.add_row(f"user/{flag} (of {r['calls']} calls)", _fmt(rate), "")
     console.print(t)
     console.print(f"labels: scripted {r['scripted_labels']}, LLM {r['llm_labels']}")
+    if "donated" in r:
+        console.print(f"donated-or-not: scripted {r['donated']['scripted_labels']}, LLM {r['donated']['llm_labels']}")
