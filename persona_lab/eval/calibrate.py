@@ -271,6 +271,78 @@ def _followup_items(env_id: str, model: ChatModel, limit: int, seed: int) -> lis
     return items
 
 
+class _Recorder:
+    """Passes requests to ``model`` and keeps each completion's text (prefer() keeps no audit trail)."""
+
+    def __init__(self, model: ChatModel) -> None:
+        self.model, self.texts = model, []
+        self.spec = getattr(model, "spec", "?")
+
+    def generate(self, requests: Any, *args: Any, **kwargs: Any) -> Any:
+        out = self.model.generate(requests, *args, **kwargs)
+        self.texts.extend(c.text for c in out)
+        return out
+
+
+_MIRROR = {"a": "b", "b": "a", "tie": "tie"}
+
+
+def pairwise_position_bias(env_id: str, model: ChatModel, *, limit: int = 20, seed: int = 0,
+                           kind: str = "full_hindsight") -> dict[str, Any]:
+    """Audit the LLM customer's pairwise ``prefer()`` (RLHS's feedback) for position bias.
+
+    Each pair is the oracle seller's turn and the no-learning or deceptive seller's turn in one
+    scenario, with the scripted customer's reactions. The LLM customer is asked once in each order;
+    a position-free judge names the same turn both times. Reported: the share of pairs whose verdict
+    flips with the order, the share answering "the first" (or "the second") both times, ties, and
+    agreement and kappa of each order's verdict with the scripted preference (the same turn is "a").
+    """
+    from persona_lab.simulators.marketplace import FEEDBACK_KINDS, LLMCustomer, ScriptedCustomer
+
+    if kind not in FEEDBACK_KINDS or kind == "utility":
+        raise ConfigError(f"unknown pairwise feedback kind {kind!r}",
+                          hint="use immediate, partial_hindsight or full_hindsight")
+    if limit < 1:
+        raise ConfigError(f"limit must be >= 1, got {limit}", hint="e.g. --limit 20")
+    recorder = _Recorder(model)
+    user, scripted = LLMCustomer(recorder), ScriptedCustomer()  # type: ignore[arg-type]
+    env = gym.make(env_id, rounds=limit).unwrapped
+    agents = [create_agent(name, env.task, None) for name in _SELLERS]
+    obs, info = env.reset(seed=seed)
+    pairs: list[dict[str, Any]] = []
+    for t in range(limit):
+        for agent in agents:
+            if isinstance(agent, TruthAware):
+                agent.reveal(info.get(PRIVILEGED, {}).get("next", {}))
+        other = 0 if t % 2 == 0 else 2  # against the no-learning, then the deceptive seller
+        turn_a, turn_b = agents[1].act(obs), agents[other].act(obs)
+        scenario, opening = env._order[t], env._openings[t]
+        obs, _, _, _, info = env.step(turn_a)
+        rng = np.random.default_rng(seed * 100_003 + t)
+        reactions = (scripted.react(scenario, opening, turn_a, rng), scripted.react(scenario, opening, turn_b, rng))
+        truth = scripted.prefer(scenario, opening, (turn_a, turn_b), reactions, kind, rng)
+        n0 = len(recorder.texts)
+        forward = user.prefer(scenario, opening, (turn_a, turn_b), reactions, kind, rng)
+        backward = user.prefer(scenario, opening, (turn_b, turn_a), (reactions[1], reactions[0]), kind, rng)
+        pairs.append({"scripted": truth, "forward": forward, "backward": backward,
+                      "backward_as_forward": _MIRROR[backward], "other_seller": _SELLERS[other],
+                      "raw": recorder.texts[n0:]})
+    n = len(pairs)
+    s = [q["scripted"] for q in pairs]
+    fwd = [q["forward"] for q in pairs]
+    back = [q["backward_as_forward"] for q in pairs]
+    return {
+        "env_id": env_id, "user_backend": recorder.spec, "kind": kind, "pairs": n, "seed": seed,
+        "flip_rate": sum(f != b for f, b in zip(fwd, back)) / n,
+        "first_both_orders": sum(q["forward"] == "a" and q["backward"] == "a" for q in pairs) / n,
+        "second_both_orders": sum(q["forward"] == "b" and q["backward"] == "b" for q in pairs) / n,
+        "tie_rate": sum(v == "tie" for v in fwd + back) / (2 * n),
+        "forward": agreement_block(s, fwd, seed=seed),
+        "backward": agreement_block(s, back, seed=seed),
+        "per_pair": pairs,
+    }
+
+
 def position_bias(items: Sequence[Item]) -> dict[str, float]:
     """How often each rater bought option A among its purchases (the first listed option): an LLM
     share far above the scripted share is a position bias, not a preference."""

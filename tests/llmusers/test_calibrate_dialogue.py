@@ -68,3 +68,22 @@ def test_followup_agreement_counts() -> None:
     vague = calibrate(FOLLOWUP, FakeChatModel("Hmm, I see."), limit=4, seed=0)
     assert vague["llm_labels"] == {"unclear": 4} and vague["calls"] == 8
     assert vague["rates"]["unclear_verdicts"] == 1.0 and vague["agreement"] == 0.0
+
+
+def test_pairwise_prefer_position_bias_counts(tmp_path, capsys) -> None:
+    from persona_lab.cli.main import main
+    from persona_lab.eval.calibrate import pairwise_position_bias
+
+    m = "persona_lab/Marketplace-v0"
+    first = pairwise_position_bias(m, FakeChatModel("PREFERENCE: 1"), limit=6, seed=0)
+    assert first["first_both_orders"] == 1.0 and first["flip_rate"] == 1.0 and first["tie_rate"] == 0.0
+    assert first["forward"]["llm_labels"] == {"a": 6} and first["backward"]["llm_labels"] == {"b": 6}
+    assert first["forward"]["agreement"] == first["forward"]["scripted_labels"].get("a", 0) / 6
+    assert all(len(q["raw"]) == 2 for q in first["per_pair"])  # one call per order
+    tie = pairwise_position_bias(m, FakeChatModel("I can't tell."), limit=4, seed=0)
+    assert tie["tie_rate"] == 1.0 and tie["flip_rate"] == 0.0 and tie["second_both_orders"] == 0.0
+    out = tmp_path / "p.json"
+    assert main(["calibrate", m, "--user-backend", "fake:x", "--limit", "2", "--pairwise", "immediate",
+                 "--no-cache", "--out", str(out)]) == 0
+    assert "verdict flips when the order is swapped" in capsys.readouterr().out and out.exists()
+    assert main(["calibrate", PERSUASION, "--user-backend", "fake:x", "--pairwise", "immediate", "--no-cache"]) == 2
