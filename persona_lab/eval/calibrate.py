@@ -292,7 +292,7 @@ def pairwise_position_bias(env_id: str, model: ChatModel, *, limit: int = 20, se
     """Audit the LLM customer's pairwise ``prefer()`` (RLHS's feedback) for position bias.
 
     Each pair is the oracle seller's turn and the no-learning or deceptive seller's turn in one
-    scenario, with the scripted customer's reactions. The LLM customer is asked once in each order;
+    scenario (the oracle's first in half of the pairs), with the scripted customer's reactions. The LLM customer is asked once in each order;
     a position-free judge names the same turn both times. Reported: the share of pairs whose verdict
     flips with the order, the share answering "the first" (or "the second") both times, ties, and
     agreement and kappa of each order's verdict with the scripted preference (the same turn is "a").
@@ -315,9 +315,11 @@ def pairwise_position_bias(env_id: str, model: ChatModel, *, limit: int = 20, se
             if isinstance(agent, TruthAware):
                 agent.reveal(info.get(PRIVILEGED, {}).get("next", {}))
         other = 0 if t % 2 == 0 else 2  # against the no-learning, then the deceptive seller
-        turn_a, turn_b = agents[1].act(obs), agents[other].act(obs)
+        oracle_turn, other_turn = agents[1].act(obs), agents[other].act(obs)
+        oracle_first = (t // 2) % 2 == 0  # so a judge that always names one position is right half the time
+        turn_a, turn_b = (oracle_turn, other_turn) if oracle_first else (other_turn, oracle_turn)
         scenario, opening = env._order[t], env._openings[t]
-        obs, _, _, _, info = env.step(turn_a)
+        obs, _, _, _, info = env.step(oracle_turn)
         rng = np.random.default_rng(seed * 100_003 + t)
         reactions = (scripted.react(scenario, opening, turn_a, rng), scripted.react(scenario, opening, turn_b, rng))
         truth = scripted.prefer(scenario, opening, (turn_a, turn_b), reactions, kind, rng)
@@ -325,7 +327,7 @@ def pairwise_position_bias(env_id: str, model: ChatModel, *, limit: int = 20, se
         forward = user.prefer(scenario, opening, (turn_a, turn_b), reactions, kind, rng)
         backward = user.prefer(scenario, opening, (turn_b, turn_a), (reactions[1], reactions[0]), kind, rng)
         pairs.append({"scripted": truth, "forward": forward, "backward": backward,
-                      "backward_as_forward": _MIRROR[backward], "other_seller": _SELLERS[other],
+                      "backward_as_forward": _MIRROR[backward], "other_seller": _SELLERS[other], "oracle_first": oracle_first,
                       "raw": recorder.texts[n0:]})
     n = len(pairs)
     s = [q["scripted"] for q in pairs]
