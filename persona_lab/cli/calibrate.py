@@ -68,7 +68,7 @@ def print_calibration(r: dict, console: Console) -> None:
                   f"[{_fmt(d['agreement_ci'][0])}, {_fmt(d['agreement_ci'][1])}]")
         t.add_row("donated-or-not Cohen's kappa", _fmt(d["kappa"]), f"[{_fmt(d['kappa_ci'][0])}, {_fmt(d['kappa_ci'][1])}]")
     if "llm_positive_rate" in r:
-        t.add_row("accept rate: scripted / LLM", f"{_fmt(r['scripted_positive_rate'])} / {_fmt(r['llm_positive_rate'])}", "")
+        t.add_row(f"{r.get('positive_label', 'accept')} rate: scripted / LLM", f"{_fmt(r['scripted_positive_rate'])} / {_fmt(r['llm_positive_rate'])}", "")
     if "llm_share_A" in r:
         t.add_row("share of option A among purchases: scripted / LLM",
                   f"{_fmt(r['scripted_share_A'])} / {_fmt(r['llm_share_A'])}", "")

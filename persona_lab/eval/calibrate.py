@@ -116,6 +116,7 @@ def summarize(items: Sequence[Item], *, seed: int = 0, positive: str | None = No
         "rates": {f: (flags[f] / len(calls) if calls else 0.0) for f in FLAGS},
     }
     if positive is not None:
+        out["positive_label"] = positive
         out["scripted_positive_rate"] = s.count(positive) / len(s)
         out["llm_positive_rate"] = m.count(positive) / len(m)
     return out
