@@ -407,7 +407,9 @@ def calibration_note(env_id: str, user_backend: str, cache_dir: str | Path | Non
         return _figure(json.loads(path.read_text(encoding="utf-8")))
     path = calibration_path(env_id, user_backend, cache_dir, user_gen)
     if path.exists():
-        return _figure(json.loads(path.read_text(encoding="utf-8")))
+        r = json.loads(path.read_text(encoding="utf-8"))
+        if _gen_tag(r.get("user_gen")) == _gen_tag(user_gen):  # files saved before the key had user-gen may differ
+            return _figure(r)
     exact = calibration_path(env_id, user_backend, cache_dir)
     others = [exact] if exact.exists() else []
     if exact.parent.is_dir():

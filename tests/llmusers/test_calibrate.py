@@ -85,6 +85,11 @@ def test_calibration_store_is_keyed_by_decoding_and_a_file_can_be_named(
     assert main([*run, "--out", str(tmp_path / "r2")]) == 0  # other decoding: says so, shows the other one
     note = capsys.readouterr().out
     assert "no calibration of this LLM user with these decoding settings" in note and "temperature=0.5" in note
+    legacy = tmp_path / "cache" / "calibration" / "persona_lab_FollowUp-v0__fake_x.json"  # keyed without user-gen
+    legacy.write_text(json.dumps({**json.loads(next(legacy.parent.glob("*__*.json")).read_text()),
+                                  "user_gen": {"temperature": 0.9}}))
+    assert main([*run, "--out", str(tmp_path / "r2b")]) == 0
+    assert "no calibration of this LLM user with these decoding settings" in capsys.readouterr().out
     other = tmp_path / "other.json"
     assert main([*cal, "--limit", "3", "--no-cache", "--out", str(other)]) == 0
     capsys.readouterr()
