@@ -173,7 +173,8 @@ def _marketplace_items(env_id: str, model: ChatModel, limit: int, seed: int) -> 
         scenario, opening = env._order[t], env._openings[t]  # the scenario the scripted customer judges
         obs, _, _, _, info = env.step(action)
         reaction = user.react(scenario, opening, action, rng)
-        items.append(Item(str(info["choice"]), reaction.choice, reaction.calls,
+        unread = bool(reaction.calls) and (reaction.calls[0].parsed or {}).get("choice") is None
+        items.append(Item(str(info["choice"]), UNCLEAR if unread else reaction.choice, reaction.calls,
                           {"seller": _SELLERS[t % len(_SELLERS)], "options": len(scenario.options)}))
     return items
 
@@ -350,7 +351,7 @@ def position_bias(items: Sequence[Item]) -> dict[str, float]:
     """How often each rater bought option A among its purchases (the first listed option): an LLM
     share far above the scripted share is a position bias, not a preference."""
     def share_a(labels: list[str]) -> float:
-        bought = [x for x in labels if x != "D"]
+        bought = [x for x in labels if x not in ("D", UNCLEAR)]
         return bought.count("A") / len(bought) if bought else float("nan")
 
     return {"scripted_share_A": share_a([i.scripted for i in items]), "llm_share_A": share_a([i.llm for i in items])}

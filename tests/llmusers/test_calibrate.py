@@ -51,6 +51,8 @@ def test_marketplace_position_bias_and_unsupported_worlds() -> None:
                              if "DECISION:" in r.messages[-1].content else "RATING: 3")
     r = calibrate("persona_lab/Marketplace-v0", always_a, limit=6, seed=0)
     assert r["llm_share_A"] == 1.0 and r["llm_labels"] == {"A": 6} and r["rates"]["filler_replies"] == 0
+    mute = calibrate("persona_lab/Marketplace-v0", FakeChatModel("RATING: 3"), limit=3, seed=0)
+    assert mute["llm_labels"] == {"unclear": 3}  # no decision read: not the no-purchase fallback
     with pytest.raises(ConfigError, match="does not support"):
         calibrate("persona_lab/PrefEval-v0", always_a, limit=2)
 
