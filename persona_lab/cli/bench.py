@@ -103,7 +103,8 @@ def run_prelude(args: argparse.Namespace) -> int:
     console.print(f"results: {args.out}/results.json, results.md, cumulative_cost_<task>.png; runs under {args.out}/runs/")
     from persona_lab.models.registry import is_scripted
 
-    if not is_scripted(args.backend):  # the edit users are LLM users: say how far they can be trusted
+    llm_user = args.user == "llm" or (args.user is None and not is_scripted(args.backend))
+    if llm_user:  # the edit users are LLM users: say how far they can be trusted
         from persona_lab.eval.bench import TASK_ENVS
         from persona_lab.eval.calibrate import calibration_note
 

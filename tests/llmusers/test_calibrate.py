@@ -112,6 +112,8 @@ def test_bench_prelude_with_an_llm_user_prints_its_calibration(
     bench = ["bench", "prelude", "--rounds", "2", "--seeds", "0", "--agents", "no-learning", "--cache-dir", cache]
     assert main([*bench, "--out", str(tmp_path / "b0")]) == 0  # scripted users: nothing to calibrate
     assert "calibration" not in capsys.readouterr().out
+    assert main([*bench, "--backend", "fake:x", "--user", "scripted", "--out", str(tmp_path / "bs")]) == 0
+    assert "calibration" not in capsys.readouterr().out  # a model agent with scripted users
     assert main([*bench, "--backend", "fake:x", "--out", str(tmp_path / "b1")]) == 0
     out = capsys.readouterr().out
     assert "no calibration of this LLM user yet: persona-lab calibrate persona_lab/EditEmail-v0 --user-backend fake:x" in out
