@@ -101,4 +101,13 @@ def run_prelude(args: argparse.Namespace) -> int:
     console = Console()
     print((Path(args.out) / "results.md").read_text(encoding="utf-8"))  # plain text: cells wrap, never cut
     console.print(f"results: {args.out}/results.json, results.md, cumulative_cost_<task>.png; runs under {args.out}/runs/")
+    from persona_lab.models.registry import is_scripted
+
+    llm_user = args.user == "llm" or (args.user is None and not is_scripted(args.backend))
+    if llm_user:  # the edit users are LLM users: say how far they can be trusted
+        from persona_lab.eval.bench import TASK_ENVS
+        from persona_lab.eval.calibrate import calibration_note
+
+        for task in cfg.tasks:
+            console.print(calibration_note(TASK_ENVS[task], args.backend, args.cache_dir), highlight=False, soft_wrap=True)
     return 0

@@ -9,6 +9,7 @@ import shlex
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -120,6 +121,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_executor_args(p)
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    p.add_argument("--calibration", default=None, metavar="FILE",
+                   help="LLM user: print this `calibrate --out` file's figure beside the results (default: the saved one)")
     add_run_args(p)
     p.set_defaults(func=run)
     return p
@@ -135,9 +138,14 @@ def run(args: argparse.Namespace) -> int:
         env_kwargs=env_kwargs_from(args), agent_kwargs=parse_kv(args.agent_arg),
         agent_gen=parse_gen(args.agent_gen).to_dict(), user_gen=parse_gen(args.user_gen).to_dict(),
     )
+    from persona_lab.core.errors import ConfigError
+
     check_out_dir(args.out)
     check_cache_args(args)
     apply_executor_args(args)
+    if getattr(args, "calibration", None) and not Path(args.calibration).is_file():
+        raise ConfigError(f"calibration file {args.calibration!r} not found",
+                          hint="pass a file written by `persona-lab calibrate ... --out <file>`, or leave --calibration out")
     console = Console(stderr=True)
     runner = Runner(config, args.out, concurrency=args.concurrency, cache=not args.no_cache, cache_dir=args.cache_dir,
                     timeout_s=args.timeout, executor=args.executor)
@@ -151,9 +159,8 @@ def run(args: argparse.Namespace) -> int:
     if config.user_kind == "llm":
         from persona_lab.eval.calibrate import calibration_note
 
-        note = calibration_note(args.env_id, args.user_backend or args.backend, args.cache_dir)
-        Console().print(note or f"no calibration of this LLM user yet: persona-lab calibrate {args.env_id} "
-                        f"--user-backend {args.user_backend or args.backend}", highlight=False)
+        Console().print(calibration_note(args.env_id, args.user_backend or args.backend, args.cache_dir,
+                                         config.user_gen, file=getattr(args, "calibration", None)), highlight=False, soft_wrap=True)
     if result.interrupted:
         console.print(f"interrupted: {result.summary['episodes']} complete episode(s) recorded in {args.out}; "
                       f"continue with:\n  {resume_command(args)}", highlight=False, soft_wrap=True)

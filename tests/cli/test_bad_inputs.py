@@ -117,7 +117,8 @@ CASES: list[tuple[str, str]] = [
     (f"run {E} --user-gen temp=1 --out {{t}}/o", "unknown decoding setting"),
     (f"run {E} --agent-gen temperature=-1 --out {{t}}/o", "temperature must be >= 0"),
     (f"calibrate {E} --user-backend fake:x --limit 0 --no-cache", "limit must be >= 1"),
-    (f"calibrate {P} --user-backend fake:x --limit 2 --no-cache", "does not support"),
+    ("calibrate persona_lab/PrefEval-v0 --user-backend fake:x --limit 2 --no-cache", "does not support"),
+    (f"run {E} --backend fake:x --rounds 1 --calibration missing.json --out {{t}}/o", "calibration file"),
     (f"calibrate {E} --user-backend bogus", "unknown backend 'bogus'"),
     # train
     ("train sft --config {t}/latin1.yaml", "not UTF-8"),

@@ -51,8 +51,10 @@ def test_marketplace_position_bias_and_unsupported_worlds() -> None:
                              if "DECISION:" in r.messages[-1].content else "RATING: 3")
     r = calibrate("persona_lab/Marketplace-v0", always_a, limit=6, seed=0)
     assert r["llm_share_A"] == 1.0 and r["llm_labels"] == {"A": 6} and r["rates"]["filler_replies"] == 0
+    mute = calibrate("persona_lab/Marketplace-v0", FakeChatModel("RATING: 3"), limit=3, seed=0)
+    assert mute["llm_labels"] == {"unclear": 3}  # no decision read: not the no-purchase fallback
     with pytest.raises(ConfigError, match="does not support"):
-        calibrate("persona_lab/Persuasion-v0", always_a, limit=2)
+        calibrate("persona_lab/PrefEval-v0", always_a, limit=2)
 
 
 def test_calibrate_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -67,4 +69,59 @@ def test_calibrate_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     result = json.loads(out.read_text())
     assert result["items"] == 4 and len(result["per_item"]) == 4 and result["per_item"][0]["calls"][0]["raw"] == "ok"
     assert main([*run, "--out", str(tmp_path / "r2")]) == 0  # a later run prints the saved calibration
-    assert "calibration of this user (fake:x, 4 items" in capsys.readouterr().out
+    note = capsys.readouterr().out
+    assert "calibration of this LLM user (fake:x) in persona_lab/EditEmail-v0" in note and "n=4" in note
+    assert "persona-lab calibrate persona_lab/EditEmail-v0 --user-backend fake:x --limit 4" in note  # the command
+    assert f"agreement with the scripted user {result['agreement']:.2f}" in note
+
+
+def test_calibration_store_is_keyed_by_decoding_and_a_file_can_be_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cache = str(tmp_path / "cache")
+    cal = ["calibrate", "persona_lab/FollowUp-v0", "--user-backend", "fake:x", "--cache-dir", cache]
+    assert main([*cal, "--limit", "2", "--user-gen", "temperature=0.5"]) == 0
+    capsys.readouterr()
+    run = ["run", "persona_lab/FollowUp-v0", "--backend", "fake:x", "--rounds", "1", "--cache-dir", cache]
+    assert main([*run, "--out", str(tmp_path / "r1"), "--user-gen", "temperature=0.5"]) == 0
+    assert "calibration of this LLM user (fake:x, temperature=0.5) in persona_lab/FollowUp-v0" in capsys.readouterr().out
+    assert main([*run, "--out", str(tmp_path / "r2")]) == 0  # other decoding: says so, shows the other one
+    note = capsys.readouterr().out
+    assert "no calibration of this LLM user with these decoding settings" in note and "temperature=0.5" in note
+    legacy = tmp_path / "cache" / "calibration" / "persona_lab_FollowUp-v0__fake_x.json"  # keyed without user-gen
+    legacy.write_text(json.dumps({**json.loads(next(legacy.parent.glob("*__*.json")).read_text()),
+                                  "user_gen": {"temperature": 0.9}}))
+    assert main([*run, "--out", str(tmp_path / "r2b")]) == 0
+    assert "no calibration of this LLM user with these decoding settings" in capsys.readouterr().out
+    other = tmp_path / "other.json"
+    assert main([*cal, "--limit", "3", "--no-cache", "--out", str(other)]) == 0
+    capsys.readouterr()
+    assert main([*run, "--out", str(tmp_path / "r3"), "--calibration", str(other)]) == 0
+    assert "(fake:x) in persona_lab/FollowUp-v0" in capsys.readouterr().out.replace("\n", " ")
+    assert main([*run, "--out", str(tmp_path / "r4"), "--calibration", str(tmp_path / "missing.json")]) == 2
+
+
+def test_bench_prelude_with_an_llm_user_prints_its_calibration(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import persona_lab.eval.bench as bench_mod
+
+    def fake_bench(cfg, **kw):  # the bench itself is tested elsewhere; here only what is printed after it
+        Path(cfg.out, "results.md").write_text("| agent |\n", encoding="utf-8")
+        return {}
+    monkeypatch.setattr(bench_mod, "run_bench", fake_bench)
+    cache = str(tmp_path / "cache")
+    bench = ["bench", "prelude", "--rounds", "2", "--seeds", "0", "--agents", "no-learning", "--cache-dir", cache]
+    assert main([*bench, "--out", str(tmp_path / "b0")]) == 0  # scripted users: nothing to calibrate
+    assert "calibration" not in capsys.readouterr().out
+    assert main([*bench, "--backend", "fake:x", "--user", "scripted", "--out", str(tmp_path / "bs")]) == 0
+    assert "calibration" not in capsys.readouterr().out  # a model agent with scripted users
+    assert main([*bench, "--backend", "fake:x", "--out", str(tmp_path / "b1")]) == 0
+    out = capsys.readouterr().out
+    assert "no calibration of this LLM user yet: persona-lab calibrate persona_lab/EditEmail-v0 --user-backend fake:x" in out
+    assert "persona-lab calibrate persona_lab/EditSummarization-v0 --user-backend fake:x" in out
+    assert main(["calibrate", "persona_lab/EditEmail-v0", "--user-backend", "fake:x", "--limit", "2",
+                 "--cache-dir", cache]) == 0
+    capsys.readouterr()
+    assert main([*bench, "--backend", "fake:x", "--out", str(tmp_path / "b2")]) == 0
+    out = capsys.readouterr().out
+    assert "calibration of this LLM user (fake:x) in persona_lab/EditEmail-v0" in out and "n=2" in out
+    assert "no calibration of this LLM user yet: persona-lab calibrate persona_lab/EditSummarization-v0" in out
