@@ -37,6 +37,7 @@ from persona_lab.core.errors import ConfigError
 from persona_lab.core.io import atomic_write_json
 from persona_lab.core.seeding import stable_hash
 from persona_lab.envs.base import PRIVILEGED
+from persona_lab.eval.metrics import cohen_kappa
 from persona_lab.models.base import ChatModel
 from persona_lab.simulators import catalog
 from persona_lab.simulators.audit import FLAGS, UserCall, count_flags
@@ -52,18 +53,6 @@ class Item:
     llm: str
     calls: tuple[UserCall | Mapping[str, Any], ...] = ()  # UserCalls, or their dicts (from a trace)
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float:
-    """Cohen's kappa of two label sequences (1 = perfect agreement, 0 = chance level); NaN when
-    chance agreement is 1 (both raters used one and the same label throughout)."""
-    if len(a) != len(b) or not a:
-        raise ValueError("need two label sequences of the same, non-zero length")
-    n = len(a)
-    po = sum(x == y for x, y in zip(a, b)) / n
-    ca, cb = Counter(a), Counter(b)
-    pe = sum(ca[k] * cb[k] for k in set(ca) | set(cb)) / (n * n)
-    return float("nan") if pe == 1 else (po - pe) / (1 - pe)
 
 
 def bootstrap_ci(a: Sequence[str], b: Sequence[str], stat: Callable[[Sequence[str], Sequence[str]], float], *,

@@ -126,3 +126,16 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def cohen_kappa(a: Sequence[object], b: Sequence[object]) -> float:
+    """Cohen's kappa of two raters' labels on the same items (1 = perfect agreement, 0 = chance
+    level); NaN when chance agreement is 1 (both raters used one and the same label throughout), so
+    an undefined kappa is never printed as a number. The one implementation every report uses."""
+    if len(a) != len(b) or not a:
+        raise ValueError("need two label sequences of the same, non-zero length")
+    n = len(a)
+    po = sum(x == y for x, y in zip(a, b)) / n
+    labels = set(a) | set(b)
+    pe = sum((sum(x == k for x in a) / n) * (sum(y == k for y in b) / n) for k in labels)
+    return float("nan") if pe >= 1.0 else (po - pe) / (1 - pe)

@@ -8,14 +8,14 @@ import json
 
 import pytest
 
+from persona_lab.eval.metrics import cohen_kappa
+from persona_lab.eval.prefeval.report import agreement
 from persona_lab.models.base import ChatRequest
 from persona_lab.simulators.prefeval.data import Verifiable
 from persona_lab.simulators.prefeval.judges import (
     LLMJudge,
     ProgrammaticJudge,
     acknowledgement_prompt,
-    agreement,
-    cohen_kappa,
     combine_checks,
     hallucination_prompt,
     helpfulness_prompt,
@@ -171,8 +171,9 @@ def test_agreement_and_kappa() -> None:
     a = agreement(pairs)
     assert a["n"] == 10 and a["rate"] == pytest.approx(0.8)
     assert a["kappa"] == pytest.approx(0.6)  # po 0.8, pe 0.5
-    assert cohen_kappa([]) is None and cohen_kappa([(True, True)] * 3) is None
-    assert cohen_kappa([(True, False), (False, True)]) == pytest.approx(-1.0)
+    assert agreement([])["kappa"] is None and agreement([(True, True)] * 3)["kappa"] is None
+    assert agreement([(True, False), (False, True)])["kappa"] == pytest.approx(-1.0)
+    assert cohen_kappa([True, False], [False, True]) == pytest.approx(-1.0)
 
 
 def test_programmatic_judge_with_catalog_ids() -> None:

@@ -8,8 +8,9 @@ generations, and :class:`PrefEvalRunner` runs it all concurrently and resumably 
 directory (``persona-lab prefeval``).
 """
 
+from persona_lab.eval.metrics import cohen_kappa
 from persona_lab.eval.prefeval.methods import METHODS, MethodOptions, PrefEvalMethod, create_method
-from persona_lab.eval.prefeval.report import rebuild_outputs, summarize
+from persona_lab.eval.prefeval.report import agreement, rebuild_outputs, summarize
 from persona_lab.eval.prefeval.runner import PrefEvalConfig, PrefEvalRunner, request_messages
 from persona_lab.simulators.prefeval.classification import CHANCE, parse_choice, shuffle_options
 from persona_lab.simulators.prefeval.context import (
@@ -37,8 +38,6 @@ from persona_lab.simulators.prefeval.judges import (
     GenerationVerdict,
     LLMJudge,
     ProgrammaticJudge,
-    agreement,
-    cohen_kappa,
     combine_checks,
     parse_yes_no,
 )

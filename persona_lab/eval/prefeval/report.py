@@ -8,19 +8,40 @@ a run directory at any time (:func:`rebuild_outputs`).
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from persona_lab.core.io import atomic_write_json, atomic_write_text, read_jsonl
-from persona_lab.eval.metrics import wilson_interval
+from persona_lab.eval.metrics import cohen_kappa, wilson_interval
 from persona_lab.simulators.prefeval.classification import CHANCE
 from persona_lab.simulators.prefeval.context import QUESTION_ONLY
 from persona_lab.simulators.prefeval.data import FORMS
-from persona_lab.simulators.prefeval.judges import ERROR_TYPES, PROGRAMMATIC_ERROR_TYPES, agreement
+from persona_lab.simulators.prefeval.judges import ERROR_TYPES, PROGRAMMATIC_ERROR_TYPES
 
 PLOT_FILE = "accuracy_vs_context.png"
+
+
+def agreement(pairs: Sequence[tuple[bool, bool]]) -> dict[str, Any]:
+    """Agreement of (llm, programmatic) ``followed`` labels on the items both judged, with the
+    disagreements counted each way; ``kappa`` is None where it is undefined (no items, or both
+    judges constant and equal)."""
+    n = len(pairs)
+    agree = sum(a == b for a, b in pairs)
+    kappa = cohen_kappa([a for a, _ in pairs], [b for _, b in pairs]) if n else float("nan")
+    return {
+        "n": n,
+        "agree": agree,
+        "disagree": n - agree,
+        "llm_only_followed": sum(a and not b for a, b in pairs),
+        "programmatic_only_followed": sum(b and not a for a, b in pairs),
+        "rate": agree / n if n else None,
+        "kappa": None if math.isnan(kappa) else kappa,
+        "llm_followed": sum(a for a, _ in pairs),
+        "programmatic_followed": sum(b for _, b in pairs),
+    }
 
 
 def _ci(k: int, n: int) -> tuple[float | None, float | None]:

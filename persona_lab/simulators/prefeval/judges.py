@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -476,39 +475,3 @@ class ProgrammaticJudge:
             errors=errors,
             detail=detail,
         )
-
-
-# --------------------------------------------------------------------------- agreement
-
-
-def cohen_kappa(pairs: Sequence[tuple[bool, bool]]) -> float | None:
-    """Cohen's kappa of two binary raters; None when undefined (no pairs, or both raters constant
-    and equal, where chance agreement is 1)."""
-    n = len(pairs)
-    if n == 0:
-        return None
-    po = sum(a == b for a, b in pairs) / n
-    pa = sum(a for a, _ in pairs) / n
-    pb = sum(b for _, b in pairs) / n
-    pe = pa * pb + (1 - pa) * (1 - pb)
-    if pe >= 1.0:
-        return None
-    return (po - pe) / (1 - pe)
-
-
-def agreement(pairs: Sequence[tuple[bool, bool]]) -> dict[str, Any]:
-    """Agreement of (llm, programmatic) ``followed`` labels on the items both judged, with the
-    disagreements counted each way."""
-    n = len(pairs)
-    agree = sum(a == b for a, b in pairs)
-    return {
-        "n": n,
-        "agree": agree,
-        "disagree": n - agree,
-        "llm_only_followed": sum(a and not b for a, b in pairs),
-        "programmatic_only_followed": sum(b and not a for a, b in pairs),
-        "rate": agree / n if n else None,
-        "kappa": cohen_kappa(pairs),
-        "llm_followed": sum(a for a, _ in pairs),
-        "programmatic_followed": sum(b for _, b in pairs),
-    }
