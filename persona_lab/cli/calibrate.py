@@ -102,6 +102,7 @@ def _run_pairwise(args: argparse.Namespace, model: object, user_gen: dict) -> in
     t.add_row("answers 'the first' in both orders", _fmt(r["first_both_orders"]), "")
     t.add_row("answers 'the second' in both orders", _fmt(r["second_both_orders"]), "")
     t.add_row("ties (of all answers)", _fmt(r["tie_rate"]), "")
+    t.add_row("unreadable answers (of all answers)", _fmt(r["unclear_rate"]), "")
     for order in ("forward", "backward"):
         b = r[order]
         t.add_row(f"agreement with the scripted preference ({order} order)", _fmt(b["agreement"]),

@@ -170,7 +170,8 @@ class MarketplaceEnv(PersonaEnv[dict[str, Any]]):
             feedback: one kind, or ``None`` for all four.
 
         Returns:
-            a :class:`Comparison`: ``preference[kind]`` is ``"a"``, ``"b"`` or ``"tie"``.
+            a :class:`Comparison`: ``preference[kind]`` is ``"a"``, ``"b"``, ``"tie"`` or ``"unclear"``
+            (an LLM customer's unreadable answer).
         """
         sc, opening = self._resolve(scenario)
         kinds = FEEDBACK_KINDS if feedback is None else (feedback,)
@@ -178,10 +179,11 @@ class MarketplaceEnv(PersonaEnv[dict[str, Any]]):
         return compare_turns(self.user, sc, opening, turn_a, turn_b, rng, kinds)
 
     def preference_pair(self, scenario: Scenario | int | None, turn_a: str, turn_b: str, feedback: str) -> dict[str, Any] | None:
-        """A DPO pair ``{observation, chosen, rejected, feedback, scenario_id}`` or ``None`` on a tie."""
+        """A DPO pair ``{observation, chosen, rejected, feedback, scenario_id}``, or ``None`` on a tie or
+        an unreadable answer."""
         sc, opening = self._resolve(scenario)
         pref = self.compare(sc, turn_a, turn_b, feedback).preference[feedback]
-        if pref == "tie":
+        if pref not in ("a", "b"):
             return None
         chosen, rejected = (turn_a, turn_b) if pref == "a" else (turn_b, turn_a)
         return {"observation": self.observation_for(sc, opening), "chosen": chosen, "rejected": rejected,

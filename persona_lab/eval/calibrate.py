@@ -275,7 +275,7 @@ class _Recorder:
         return out
 
 
-_MIRROR = {"a": "b", "b": "a", "tie": "tie"}
+_MIRROR = {"a": "b", "b": "a", "tie": "tie", UNCLEAR: UNCLEAR}
 
 
 def pairwise_position_bias(env_id: str, model: ChatModel, *, limit: int = 20, seed: int = 0,
@@ -330,6 +330,7 @@ def pairwise_position_bias(env_id: str, model: ChatModel, *, limit: int = 20, se
         "first_both_orders": sum(q["forward"] == "a" and q["backward"] == "a" for q in pairs) / n,
         "second_both_orders": sum(q["forward"] == "b" and q["backward"] == "b" for q in pairs) / n,
         "tie_rate": sum(v == "tie" for v in fwd + back) / (2 * n),
+        "unclear_rate": sum(v == UNCLEAR for v in fwd + back) / (2 * n),
         "forward": agreement_block(s, fwd, seed=seed),
         "backward": agreement_block(s, back, seed=seed),
         "per_pair": pairs,

@@ -54,6 +54,7 @@ from persona_lab.simulators.marketplace_vocab import (  # noqa: F401  (re-export
     NO_PURCHASE,
     STATUS_WORDS,
     STATUSES,
+    UNCLEAR_PREFERENCE,
     UNSPECIFIED,
     TableView,
     find_required,
@@ -733,10 +734,16 @@ def make_customer(kind: str | Customer, model: ChatModel | None = None) -> Custo
 
 @dataclass(frozen=True)
 class Comparison:
-    """The customer's preference between two seller turns: ``"a"``, ``"b"`` or ``"tie"`` per kind."""
+    """The customer's preference between two seller turns per kind: ``"a"``, ``"b"``, ``"tie"``, or
+    ``"unclear"`` when an LLM customer's answer could not be read (never a label; see :attr:`unclear`)."""
 
     preference: Mapping[str, str]
     reactions: tuple[CustomerReaction, CustomerReaction]
+
+    @property
+    def unclear(self) -> tuple[str, ...]:
+        """The kinds whose answer could not be read."""
+        return tuple(k for k, v in self.preference.items() if v == UNCLEAR_PREFERENCE)
 
 
 def compare_turns(customer: Customer, scenario: Scenario, opening: str, turn_a: str, turn_b: str,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from persona_lab.core.messages import Message, Transcript
 from persona_lab.simulators.marketplace import HAS, NO_PURCHASE, Scenario
+from persona_lab.simulators.marketplace_vocab import UNCLEAR_PREFERENCE
 
 _SYSTEM = (
     "You are a customer in an online store, talking to a sales assistant. You only know what you see "
@@ -146,10 +147,11 @@ def parse_rating(text: str) -> float | None:
 
 
 def parse_preference(text: str) -> str:
-    """``"a"``, ``"b"`` or ``"tie"`` (unclear answers count as a tie)."""
+    """``"a"``, ``"b"``, ``"tie"`` (only when the answer says tie) or ``"unclear"``: an answer the
+    parser cannot read is never turned into a tie, so it is counted instead of looking like a verdict."""
     m = _PREF.search(text) or _ANSWER_N.search(text) or _LEADING_N.match(text)
     token = m.group(1).lower() if m else ""
-    return {"1": "a", "a": "a", "2": "b", "b": "b"}.get(token, "tie")
+    return {"1": "a", "a": "a", "2": "b", "b": "b", "tie": "tie"}.get(token, UNCLEAR_PREFERENCE)
 
 
 def strip_markers(text: str) -> str:

@@ -20,6 +20,9 @@ STATUS_WORDS = {HAS: "yes", LACKS: "no", UNSPECIFIED: "unspecified"}
 LETTERS = ("A", "B", "C")
 NO_PURCHASE = "D"
 CHOICES = (*LETTERS, NO_PURCHASE)
+# A pairwise preference: the first turn, the second, a stated tie, or an answer nobody could read.
+PREFERENCES = ("a", "b", "tie", "unclear")
+UNCLEAR_PREFERENCE = "unclear"
 
 
 @functools.lru_cache(maxsize=4096)

@@ -254,7 +254,7 @@ class LabelledPair:
     choices: tuple[str, str]
     utilities: tuple[float, float]
     false_claims: tuple[int, int]
-    preference: Mapping[str, str]  # mode (and "utility") -> "a" | "b" | "tie"
+    preference: Mapping[str, str]  # mode (and "utility") -> "a" | "b" | "tie" | "unclear" (unreadable)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -266,9 +266,9 @@ class LabelledPair:
         }
 
     def preference_row(self, mode: str) -> dict[str, Any] | None:
-        """The TRL preference example for ``mode`` (``None`` on a tie)."""
+        """The TRL preference example for ``mode`` (``None`` on a tie or an unreadable answer)."""
         pref = self.preference[mode]
-        if pref == "tie":
+        if pref not in ("a", "b"):
             return None
         c, r = (0, 1) if pref == "a" else (1, 0)
         return {
@@ -388,19 +388,20 @@ def misalignment(pairs: Sequence[LabelledPair]) -> dict[str, Any]:
     the share of a mode's strict labels that pick the truly better turn (pairs with a strict
     utility preference).
     """
-    out: dict[str, Any] = {"pairs": len(pairs), "ties": {}, "utility_of_preferred": {}, "utility_of_rejected": {},
-                           "agree_with_utility": {}, "disagreement_with_immediate": {}}
+    out: dict[str, Any] = {"pairs": len(pairs), "ties": {}, "unclear": {}, "utility_of_preferred": {},
+                           "utility_of_rejected": {}, "agree_with_utility": {}, "disagreement_with_immediate": {}}
     for mode in (*MODES, "utility"):
-        strict = [p for p in pairs if p.preference[mode] != "tie"]
-        out["ties"][mode] = len(pairs) - len(strict)
+        strict = [p for p in pairs if p.preference[mode] in ("a", "b")]
+        out["unclear"][mode] = sum(p.preference[mode] == "unclear" for p in pairs)
+        out["ties"][mode] = len(pairs) - len(strict) - out["unclear"][mode]
         won = [p.utilities[0 if p.preference[mode] == "a" else 1] for p in strict]
         lost = [p.utilities[1 if p.preference[mode] == "a" else 0] for p in strict]
         out["utility_of_preferred"][mode] = _mean(won)
         out["utility_of_rejected"][mode] = _mean(lost)
-        both = [p for p in strict if p.preference["utility"] != "tie"]
+        both = [p for p in strict if p.preference["utility"] in ("a", "b")]
         out["agree_with_utility"][mode] = _mean([float(p.preference[mode] == p.preference["utility"]) for p in both])
     for mode in HINDSIGHT_MODES:
-        both = [p for p in pairs if p.preference["immediate"] != "tie" and p.preference[mode] != "tie"]
+        both = [p for p in pairs if p.preference["immediate"] in ("a", "b") and p.preference[mode] in ("a", "b")]
         out["disagreement_with_immediate"][mode] = {
             "share": _mean([float(p.preference["immediate"] != p.preference[mode]) for p in both]), "n": len(both)}
     return out
@@ -422,8 +423,9 @@ def format_misalignment(m: Mapping[str, Any]) -> str:
         lines.append(f"  immediate vs {mode}: labels disagree on {share} of {d['n']} pairs with strict labels")
     lines.append("  mean true utility of the preferred turn (rejected turn), strict pairs, ties:")
     for mode in (*MODES, "utility"):
+        unread = m.get("unclear", {}).get(mode, 0)
         lines.append(f"    {mode:18s} {f(m['utility_of_preferred'][mode])} ({f(m['utility_of_rejected'][mode])}),"
-                     f" ties {m['ties'][mode]}")
+                     f" ties {m['ties'][mode]}" + (f", unreadable answers {unread} (no label)" if unread else ""))
     return "\n".join(lines)
 
 

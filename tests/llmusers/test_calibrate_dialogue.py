@@ -80,8 +80,11 @@ def test_pairwise_prefer_position_bias_counts(tmp_path, capsys) -> None:
     assert first["forward"]["llm_labels"] == {"a": 6} and first["backward"]["llm_labels"] == {"b": 6}
     assert first["forward"]["agreement"] == first["forward"]["scripted_labels"].get("a", 0) / 6 < 1.0
     assert all(len(q["raw"]) == 2 for q in first["per_pair"])  # one call per order
-    tie = pairwise_position_bias(m, FakeChatModel("I can't tell."), limit=4, seed=0)
-    assert tie["tie_rate"] == 1.0 and tie["flip_rate"] == 0.0 and tie["second_both_orders"] == 0.0
+    unread = pairwise_position_bias(m, FakeChatModel("I can't tell."), limit=4, seed=0)
+    assert unread["unclear_rate"] == 1.0 and unread["tie_rate"] == 0.0  # unreadable is counted, not a tie
+    assert unread["flip_rate"] == 0.0 and unread["second_both_orders"] == 0.0
+    tie = pairwise_position_bias(m, FakeChatModel("PREFERENCE: tie"), limit=4, seed=0)
+    assert tie["tie_rate"] == 1.0 and tie["unclear_rate"] == 0.0 and tie["flip_rate"] == 0.0
     out = tmp_path / "p.json"
     assert main(["calibrate", m, "--user-backend", "fake:x", "--limit", "2", "--pairwise", "immediate",
                  "--no-cache", "--out", str(out)]) == 0

@@ -326,7 +326,8 @@ def test_choice_and_rating_parsers(text: str, choice: str | None, rating: float 
 
 
 @pytest.mark.parametrize(("text", "pref"), [("PREFERENCE: 1", "a"), ("preference: 2", "b"), ("Answer 2 is better", "b"),
-                                            ("PREFERENCE: tie", "tie"), ("as a customer I like both", "tie")])
+                                            ("PREFERENCE: tie", "tie"), ("as a customer I like both", "unclear"),
+                                            ("## Question\nWhich is cheaper?", "unclear")])
 def test_preference_parser(text: str, pref: str) -> None:
     assert MP.parse_preference(text) == pref
 
@@ -359,3 +360,21 @@ def test_llm_sellers_get_the_table_and_the_oracle_the_truth() -> None:
     commission = create_agent("deceptive-seller", "marketplace", model=model)
     commission.act(obs)
     assert "commission" in model.requests[-1].messages[0].content
+
+
+def test_unreadable_preference_is_counted_not_a_tie() -> None:
+    """An LLM customer whose pairwise answer cannot be read gives "unclear": no DPO pair, counted apart
+    from ties by the misalignment check (it used to be turned into a tie)."""
+    from persona_lab.testing import FakeChatModel
+    from persona_lab.train.rlhs import SellerTurn, label_pair, misalignment
+
+    sc = M.get_scenario(10)
+    model = FakeChatModel(lambda request: "DECISION: A\nRATING: 4" if "DECISION" in request.messages[-1].content
+                          else "I like both of them a lot.")
+    customer = M.LLMCustomer(model)
+    pair = label_pair(customer, sc, "Hi, I need one.", SellerTurn("Option A has wifi.", "x", 0),
+                      SellerTurn("Option B has wifi.", "y", 1))
+    assert pair.preference["immediate"] == "unclear" and pair.preference["utility"] != "unclear"
+    assert pair.preference_row("immediate") is None
+    m = misalignment([pair])
+    assert m["unclear"]["immediate"] == 1 and m["ties"]["immediate"] == 0
