@@ -806,6 +806,13 @@ class OpenAIChatModel:
         The first attempt runs here, outside the retry machinery (closures, the retry loop), which
         most requests never need; its failure is handed to :meth:`_call_with_retries` as attempt 1,
         so fault counting, the malformed-reply budget and the retry log see it as before."""
+        try:
+            return self._attempt_on_replica(route, payload, parse)
+        except _AttemptError as exc:
+            return self._call_with_retries(route, payload, parse, exc)
+
+    def _attempt_on_replica(self, route: str, payload: bytes, parse: Callable[[bytes], T]) -> T:
+        """One attempt on the replica the set picks, released with its outcome, seconds and tokens."""
         replicas = self._replicas
         rep = replicas.acquire()
         t0 = time.perf_counter()
@@ -813,7 +820,7 @@ class OpenAIChatModel:
             result = self._attempt(rep, route, payload, parse)
         except _AttemptError as exc:
             replicas.release(rep, failed=exc.retryable)
-            return self._call_with_retries(route, payload, parse, exc)
+            raise
         except BaseException:
             replicas.release(rep, failed=True)
             raise
@@ -826,7 +833,6 @@ class OpenAIChatModel:
                            first_error: _AttemptError) -> T:
         attempts = 0
         malformed = 0
-        replicas = self._replicas
         pending: _AttemptError | None = first_error
 
         def attempt() -> T:
@@ -835,20 +841,7 @@ class OpenAIChatModel:
             if pending is not None:  # attempt 1 already ran in _call
                 exc, pending = pending, None
                 raise exc
-            rep = replicas.acquire()
-            t0 = time.perf_counter()
-            try:
-                result = self._attempt(rep, route, payload, parse)
-            except _AttemptError as exc:
-                replicas.release(rep, failed=exc.retryable)
-                raise
-            except BaseException:
-                replicas.release(rep, failed=True)
-                raise
-            u = getattr(result, "usage", None)
-            tokens = (u.prompt_tokens, u.completion_tokens) if isinstance(u, Usage) else (0, 0)
-            replicas.release(rep, failed=False, tokens=tokens, seconds=time.perf_counter() - t0)
-            return result
+            return self._attempt_on_replica(route, payload, parse)
 
         def is_retryable(exc: BaseException) -> bool:
             nonlocal malformed
