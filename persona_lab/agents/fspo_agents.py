@@ -30,6 +30,14 @@ from persona_lab.simulators import fspo as F
 TASK = "fewshot"
 
 
+def fallback_answer(step_info: dict[str, Any], fallback: str) -> str:
+    """``fallback`` in place of a model answer that parsed to nothing, marked in the step's info
+    (``parse_failed``, ``fallback``) so the fidelity counters see it instead of a model outcome."""
+    step_info["parse_failed"] = True
+    step_info["fallback"] = "scripted"
+    return fallback
+
+
 def scripted_base_answer(question: str) -> str:
     """The scripted assistant's answer with no knowledge of the user."""
     found = F.find_question(question)
@@ -64,12 +72,18 @@ class FewShotAgent(BaseAgent):
         (c,) = self.model.generate([ChatRequest.of(messages, self.params)])
         return c.text.strip()
 
+    def answer_or_base(self, answer: str, question: str) -> str:
+        """The model's answer; an empty one is replaced by the packaged base answer and flagged
+        ``parse_failed`` in ``step_info``, so the run counts it (``agent/parse_failures``)."""
+        return answer or fallback_answer(self.step_info, scripted_base_answer(question))
+
     def act(self, observation: dict[str, Any]) -> str:
         question = observation["question"]
         if self.model is None:
             self.step_info = {"used_preference": ""}
             return scripted_base_answer(question)
-        return self.generate(F.zero_shot_messages(question)) or scripted_base_answer(question)
+        self.step_info = {}
+        return self.answer_or_base(self.generate(F.zero_shot_messages(question)), question)
 
     def base_prompt(self, observation: dict[str, Any]) -> list[dict[str, str]] | None:
         return F.zero_shot_messages(observation["question"])
@@ -95,8 +109,9 @@ class FewShotPromptAgent(FewShotAgent):
             self.step_info = {"used_preference": catalog.describe(ids) if ids else ""}
             base = scripted_base_answer(question)
             return catalog.apply_preferences(base, ids) if ids else base
+        self.step_info = {}
         text = self.generate(self.base_prompt(observation))
-        return F.answer_from_completion(text) or scripted_base_answer(observation["question"])
+        return self.answer_or_base(F.answer_from_completion(text), observation["question"])
 
     def base_prompt(self, observation: dict[str, Any]) -> list[dict[str, str]] | None:
         return [{"role": "system", "content": F.SYSTEM_PROMPT}, {"role": "user", "content": observation["prompt"]}]
@@ -127,7 +142,7 @@ class FewShotOracleAgent(TruthAware, FewShotAgent):
             ids = list(self.truth.get("preference_ids") or [])
             base = scripted_base_answer(question)
             return catalog.apply_preferences(base, ids) if ids else base
-        return self.generate(F.zero_shot_messages(question, description)) or scripted_base_answer(question)
+        return self.answer_or_base(self.generate(F.zero_shot_messages(question, description)), question)
 
     def base_prompt(self, observation: dict[str, Any]) -> list[dict[str, str]] | None:
         return F.zero_shot_messages(observation["question"], self.truth.get("preference"))
@@ -171,7 +186,7 @@ class EditFSPOAgent(_RetrievalAgent):
         shots = [(edit_question(self.task, e["doc"]), e["edited"], e["draft"]) for e in examples]
         messages = F.episode_messages(shots, edit_question(self.task, doc))
         (c,) = self.model.generate([ChatRequest.of(messages, self.params)])
-        return F.answer_from_completion(c.text) or skills.base_draft(self.task, doc)
+        return F.answer_from_completion(c.text) or fallback_answer(self.step_info, skills.base_draft(self.task, doc))
 
     def base_prompt(self, observation: dict[str, Any]) -> list[dict[str, str]] | None:
         return F.episode_messages([], edit_question(self.task, observation["document"]))

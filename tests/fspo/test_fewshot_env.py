@@ -179,3 +179,18 @@ def test_an_answer_without_words_satisfies_nothing() -> None:
     for empty in ("", "   ", "!!! 🎉"):
         _, reward, _, _, info = env.step(empty)
         assert reward == 0.0 and not any(info["checks"].values())
+
+
+def test_an_empty_model_answer_is_flagged_and_counted_not_passed_off() -> None:
+    """A model whose answer parses to nothing gets the packaged base answer (so the episode goes on),
+    flagged `parse_failed`, and the run's fidelity counters count it; a real answer is not flagged."""
+    from persona_lab.agents.base import create_agent
+    from persona_lab.testing import FakeChatModel
+
+    obs = {"question": "How do I keep basil alive indoors?", "prompt": "# Task\n## Question\nHow do I keep basil alive indoors?"}
+    for name in ("no-learning", "few-shot", "oracle"):
+        agent = create_agent(name, "fewshot", FakeChatModel(""))
+        assert agent.act(obs) and agent.step_info["parse_failed"] is True, name
+        agent = create_agent(name, "fewshot", FakeChatModel("Water it when the soil is dry."))
+        assert agent.act(obs) == "Water it when the soil is dry." and "parse_failed" not in agent.step_info, name
+
