@@ -481,6 +481,19 @@ def check_out_dir(config: TrainConfig, *, overwrite: bool) -> None:
         )
 
 
+def make_trl_args(args_cls: Any, config: TrainConfig, *, bf16: bool, device: str, progress: bool,
+                  method_args: Mapping[str, Any], drop: Sequence[str] = ()) -> Any:
+    """``args_cls`` (e.g. ``trl.DPOConfig``) from the settings every method shares plus its own
+    ``method_args``; ``drop`` removes shared settings the method does not take."""
+    common = trl_common_args(config, bf16=bf16, device=device, progress=progress)
+    for name in drop:
+        common.pop(name)
+    if "activation_checkpointing" not in {f.name for f in dataclasses.fields(args_cls)}:
+        # transformers < 5.2x (e.g. GPU images that pin an older stack) knows only the old name
+        common["gradient_checkpointing"] = common.pop("activation_checkpointing")
+    return args_cls(**common, **method_args)
+
+
 def prepare_run(
     config: TrainConfig,
     *,
@@ -541,11 +554,7 @@ def prepare_run(
         raise ConfigError("an in-memory model needs its tokenizer too", hint="pass tokenizer=...")
     peft_config = None if _is_peft(model) else lora_config(config)
 
-    common = trl_common_args(config, bf16=bf16, device=device, progress=progress)
-    if "activation_checkpointing" not in {f.name for f in dataclasses.fields(args_cls)}:
-        # transformers < 5.2x (e.g. GPU images that pin an older stack) knows only the old name
-        common["gradient_checkpointing"] = common.pop("activation_checkpointing")
-    args = args_cls(**common, **method_args)
+    args = make_trl_args(args_cls, config, bf16=bf16, device=device, progress=progress, method_args=method_args)
     history, saver = _make_callbacks(config, on_log)
     trainer = trainer_cls(
         model=model,

@@ -27,9 +27,9 @@ from persona_lab.train.common import (
     finish_run,
     load_base,
     lora_config,
+    make_trl_args,
     resolve_bf16,
     resolve_device,
-    trl_common_args,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,10 +104,10 @@ def make_grpo_trainer(
         model, tokenizer = load_base(config, bf16=bf16)
     elif tokenizer is None:
         raise ConfigError("an in-memory model needs its tokenizer too", hint="pass tokenizer=...")
-    common = trl_common_args(config, bf16=bf16, device=device, progress=progress)
-    common.pop("max_length")  # GRPO bounds the completion (max_completion_length), not the sequence
-    # One generation batch must hold whole groups: batch_size * grad_accum completions per step.
-    args = GRPOConfig(**common, **config.trl_args())
+    # GRPO bounds the completion (max_completion_length), not the sequence. One generation batch must
+    # hold whole groups: batch_size * grad_accum completions per step.
+    args = make_trl_args(GRPOConfig, config, bf16=bf16, device=device, progress=progress,
+                         method_args=config.trl_args(), drop=("max_length",))
     history, saver = _make_callbacks(config, on_log)
     trainer = GRPOTrainer(
         model=model, reward_funcs=list(reward_funcs), args=args, train_dataset=dataset, processing_class=tokenizer,
