@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -26,18 +26,6 @@ from persona_lab.testing.fake_server import FakeOpenAIServer, Fault
 
 SECRET = "sk-personalab-TOPSECRET-7f3a9c1e5b"
 FAST = RetryPolicy(max_attempts=4, base_delay_s=0.001, max_delay_s=0.004, jitter="full")
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("PERSONA_LAB_API_KEY", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as s:
-        yield s
 
 
 class SleepRecorder:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +23,6 @@ from persona_lab.testing.fake_server import FakeOpenAIServer, Fault, fake_logpro
 
 FAST = RetryPolicy(max_attempts=4, base_delay_s=0.001, max_delay_s=0.002)
 CONV = (Message("user", "tell me about tea"), Message("assistant", "green tea is mild and grassy"))
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("PERSONA_LAB_API_KEY", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as s:
-        yield s
 
 
 def expected_score(messages: tuple[Message, ...], continuation: str, template: str = "chatml") -> float:
